@@ -1,0 +1,127 @@
+"""AMQP errors carrying their wire reply code.
+
+A ChannelError (soft) closes one channel; a ConnectionError (hard) closes the connection.
+The reply text follows RabbitMQ's shape: ``"NOT_FOUND - no queue 'q' in vhost '/'"``.
+``class_id``/``method_id`` name the method that failed; the channel fills them in when the
+raising code did not know them.
+"""
+
+from __future__ import annotations
+
+REPLY_NAMES: dict[int, str] = {
+    311: "CONTENT_TOO_LARGE",
+    312: "NO_ROUTE",
+    313: "NO_CONSUMERS",
+    320: "CONNECTION_FORCED",
+    402: "INVALID_PATH",
+    403: "ACCESS_REFUSED",
+    404: "NOT_FOUND",
+    405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED",
+    501: "FRAME_ERROR",
+    502: "SYNTAX_ERROR",
+    503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR",
+    505: "UNEXPECTED_FRAME",
+    506: "RESOURCE_ERROR",
+    530: "NOT_ALLOWED",
+    540: "NOT_IMPLEMENTED",
+    541: "INTERNAL_ERROR",
+}
+
+
+class AMQPError(Exception):
+    """An error with an AMQP reply code; ``str()`` is the reply text."""
+
+    reply_code = 541
+    hard = True
+
+    def __init__(self, explanation: str, class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.class_id = class_id
+        self.method_id = method_id
+
+    @property
+    def reply_text(self) -> str:
+        text = f"{REPLY_NAMES.get(self.reply_code, 'ERROR')} - {self.explanation}"
+        return text.encode()[:255].decode(errors="ignore")
+
+
+class ChannelError(AMQPError):
+    hard = False
+
+
+class ConnectionError(AMQPError):
+    hard = True
+
+
+# One class per reply code, so that callers raise by meaning: ``raise NotFound("no queue ...")``.
+
+
+class ContentTooLarge(ChannelError):
+    reply_code = 311
+
+
+class AccessRefused(ChannelError):
+    reply_code = 403
+
+
+class NotFound(ChannelError):
+    reply_code = 404
+
+
+class ResourceLocked(ChannelError):
+    reply_code = 405
+
+
+class PreconditionFailed(ChannelError):
+    reply_code = 406
+
+
+class ConnectionForced(ConnectionError):
+    reply_code = 320
+
+
+class InvalidPath(ConnectionError):
+    reply_code = 402
+
+
+class AccessRefusedConnection(ConnectionError):
+    reply_code = 403
+
+
+class FrameError(ConnectionError):
+    reply_code = 501
+
+
+class SyntaxErrorAMQP(ConnectionError):
+    reply_code = 502
+
+
+class CommandInvalid(ConnectionError):
+    reply_code = 503
+
+
+class ChannelErrorConnection(ConnectionError):
+    reply_code = 504
+
+
+class UnexpectedFrame(ConnectionError):
+    reply_code = 505
+
+
+class ResourceError(ConnectionError):
+    reply_code = 506
+
+
+class NotAllowed(ConnectionError):
+    reply_code = 530
+
+
+class NotImplementedAMQP(ConnectionError):
+    reply_code = 540
+
+
+class InternalError(ConnectionError):
+    reply_code = 541

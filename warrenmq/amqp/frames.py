@@ -1,0 +1,182 @@
+"""Frame layer: split a byte stream into frames and build outgoing frames.
+
+Sans-I/O and bytes-oriented: ``FrameReader.feed`` takes whatever the socket gave and returns
+the complete frames in it as ``(type, channel, payload)`` tuples.  Nothing is allocated on
+the word of a size field: a frame's payload is sliced only once all of it has arrived, and a
+declared size above the negotiated frame-max is refused before waiting for it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from warrenmq.amqp import spec
+from warrenmq.amqp.errors import FrameError, SyntaxErrorAMQP
+
+PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+FRAME_END = b"\xce"
+FRAME_END_BYTE = 0xCE
+
+FRAME_HEADER = struct.Struct(">BHI")
+_CONTENT_HEADER = struct.Struct(">HHQ")  # class-id, weight, body-size
+_BODY_SIZE = struct.Struct(">Q")
+_H = struct.Struct(">H")
+_I = struct.Struct(">I")
+_METHOD_ID = struct.Struct(">I")
+_TAG_REDELIVERED = struct.Struct(">QB")
+
+HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
+
+Frame = tuple[int, int, bytes]
+
+
+class FrameReader:
+    """Incremental frame splitter.  ``frame_max`` 0 means unlimited (as negotiated)."""
+
+    __slots__ = ("_buf", "frame_max")
+
+    def __init__(self, frame_max: int) -> None:
+        self._buf = b""
+        self.frame_max = frame_max
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf + data if self._buf else data
+        frames: list[Frame] = []
+        off = 0
+        n = len(buf)
+        limit = self.frame_max - 8 if self.frame_max else 0xFFFFFFFF
+        unpack = FRAME_HEADER.unpack_from
+        while n - off >= 7:
+            ftype, channel, size = unpack(buf, off)
+            if size > limit:
+                self._buf = b""
+                raise FrameError(
+                    f"type {ftype}, channel {channel}: frame payload of {size} bytes exceeds "
+                    f"the negotiated frame_max of {self.frame_max}"
+                )
+            end = off + 7 + size
+            if end >= n:
+                break
+            if buf[end] != FRAME_END_BYTE:
+                self._buf = b""
+                raise FrameError(f"type {ftype}, channel {channel}: invalid frame end marker {buf[end]:#04x}")
+            frames.append((ftype, channel, buf[off + 7 : end]))
+            off = end + 1
+        self._buf = buf[off:] if off < n else b""
+        return frames
+
+
+def method_frame(channel: int, method: spec.Method) -> bytes:
+    payload = method.encode()
+    return FRAME_HEADER.pack(1, channel, len(payload)) + payload + FRAME_END
+
+
+def header_frame(channel: int, header: bytes) -> bytes:
+    return FRAME_HEADER.pack(2, channel, len(header)) + header + FRAME_END
+
+
+def body_frames(channel: int, body: bytes, frame_max: int) -> list[bytes]:
+    """Body frames for ``body``, each at most frame_max in all (header and end included)."""
+    chunk = frame_max - 8 if frame_max else len(body)
+    size = len(body)
+    if size <= chunk:
+        return [FRAME_HEADER.pack(3, channel, size), body, FRAME_END] if size else []
+    out: list[bytes] = []
+    view = memoryview(body)
+    for start in range(0, size, chunk):
+        piece = view[start : start + chunk]
+        out.append(FRAME_HEADER.pack(3, channel, len(piece)))
+        out.append(piece.tobytes())
+        out.append(FRAME_END)
+    return out
+
+
+def content_header(properties: spec.BasicProperties, body_size: int) -> bytes:
+    """A content header payload (class basic) for properties and a body size."""
+    return _CONTENT_HEADER.pack(60, 0, body_size) + properties.encode()
+
+
+def parse_content_header(payload: bytes) -> tuple[int, int]:
+    """Return (class_id, body_size) of a content header payload; checks its length."""
+    if len(payload) < 14:
+        raise FrameError("content header frame too short")
+    class_id, _weight, body_size = _CONTENT_HEADER.unpack_from(payload, 0)
+    return class_id, body_size
+
+
+def method_index(payload: bytes) -> int:
+    if len(payload) < 4:
+        raise SyntaxErrorAMQP("method frame too short")
+    return int(_METHOD_ID.unpack_from(payload, 0)[0])
+
+
+def decode_method(payload: bytes) -> spec.Method:
+    """Decode a method frame payload; unknown methods are a 503 (as RabbitMQ answers)."""
+    index = method_index(payload)
+    cls = spec.METHODS.get(index)
+    if cls is None:
+        from warrenmq.amqp.errors import CommandInvalid
+
+        raise CommandInvalid(f"unknown method class {index >> 16}, method {index & 0xFFFF}")
+    return cls.decode(payload, 4, len(payload))
+
+
+# --- the few fields the broker reads from raw properties -------------------------------------
+
+# Property flag bits (first property is bit 15).
+FLAG_CONTENT_TYPE = 1 << 15
+FLAG_CONTENT_ENCODING = 1 << 14
+FLAG_HEADERS = 1 << 13
+FLAG_DELIVERY_MODE = 1 << 12
+FLAG_PRIORITY = 1 << 11
+FLAG_CORRELATION_ID = 1 << 10
+FLAG_REPLY_TO = 1 << 9
+FLAG_EXPIRATION = 1 << 8
+FLAG_USER_ID = 1 << 4
+
+
+def peek_delivery(header: bytes) -> tuple[int, int, str | None]:
+    """(delivery_mode, priority, expiration) from a raw content header, skipping the rest.
+
+    Only the fields ahead of these are walked; this runs once per published message.
+    """
+    flags = _H.unpack_from(header, 12)[0]
+    if not flags & (FLAG_DELIVERY_MODE | FLAG_PRIORITY | FLAG_EXPIRATION):
+        return 1, 0, None
+    off = 14
+    if flags & FLAG_CONTENT_TYPE:
+        off += 1 + header[off]
+    if flags & FLAG_CONTENT_ENCODING:
+        off += 1 + header[off]
+    if flags & FLAG_HEADERS:
+        off += 4 + _I.unpack_from(header, off)[0]
+    mode = 1
+    priority = 0
+    if flags & FLAG_DELIVERY_MODE:
+        mode = header[off]
+        off += 1
+    if flags & FLAG_PRIORITY:
+        priority = header[off]
+        off += 1
+    expiration = None
+    if flags & FLAG_EXPIRATION:
+        if flags & FLAG_CORRELATION_ID:
+            off += 1 + header[off]
+        if flags & FLAG_REPLY_TO:
+            off += 1 + header[off]
+        n = header[off]
+        expiration = header[off + 1 : off + 1 + n].decode("utf-8", "replace")
+    return mode, priority, expiration
+
+
+def decode_properties(header: bytes) -> spec.BasicProperties:
+    return spec.BasicProperties.decode(header, 12, len(header))
+
+
+def replace_properties(header: bytes, properties: spec.BasicProperties) -> bytes:
+    """The content header with new properties (same class and body size)."""
+    return header[:12] + properties.encode()

@@ -1,0 +1,1 @@
+"""The broker model: vhosts, exchanges, queues, consumers.  Pure Python, no I/O."""

@@ -1,0 +1,50 @@
+"""The broker model of one node: virtual hosts and users.  No sockets, no asyncio."""
+
+from __future__ import annotations
+
+from warrenmq.amqp.errors import NotFound, PreconditionFailed
+from warrenmq.broker.queue import Scheduler
+from warrenmq.broker.users import UserStore
+from warrenmq.broker.vhost import Storage, VHost
+
+
+class Broker:
+    def __init__(self, scheduler: Scheduler | None = None, storage: Storage | None = None) -> None:
+        self.scheduler = scheduler
+        self.storage = storage
+        self.vhosts: dict[str, VHost] = {}
+        self.users = UserStore()
+
+    def add_vhost(self, name: str) -> VHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VHost(name, self.scheduler, self.storage)
+            if self.storage is not None:
+                self.storage.definitions_changed()
+        return vhost
+
+    def vhost(self, name: str) -> VHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            raise NotFound(f"no vhost '{name}'")
+        return vhost
+
+    def delete_vhost(self, name: str) -> None:
+        vhost = self.vhosts.pop(name, None)
+        if vhost is None:
+            raise NotFound(f"no vhost '{name}'")
+        for queue in list(vhost.queues.values()):
+            vhost.remove_queue(queue)
+        for key in [k for k in self.users.permissions if k[1] == name]:
+            del self.users.permissions[key]
+        if self.storage is not None:
+            self.storage.definitions_changed()
+
+    def ensure_default(self, user: str = "guest", password: str = "guest", vhost: str = "/") -> None:
+        """First start: the default vhost and user, as RabbitMQ creates them."""
+        if not self.vhosts:
+            self.add_vhost(vhost)
+        if not self.users.users:
+            if vhost not in self.vhosts:
+                raise PreconditionFailed(f"default vhost '{vhost}' missing")
+            self.users.add_default(user, password, vhost)

@@ -1,0 +1,29 @@
+"""Exchange types.  ``EXCHANGE_TYPES`` maps the AMQP type name to its class."""
+
+from __future__ import annotations
+
+from warrenmq.broker.exchanges.base import Binding, Destination, Exchange
+from warrenmq.broker.exchanges.default import DefaultExchange
+from warrenmq.broker.exchanges.direct import DirectExchange
+from warrenmq.broker.exchanges.fanout import FanoutExchange
+from warrenmq.broker.exchanges.headers import HeadersExchange
+from warrenmq.broker.exchanges.topic import TopicExchange
+
+EXCHANGE_TYPES: dict[str, type[Exchange]] = {
+    "direct": DirectExchange,
+    "fanout": FanoutExchange,
+    "topic": TopicExchange,
+    "headers": HeadersExchange,
+}
+
+__all__ = [
+    "EXCHANGE_TYPES",
+    "Binding",
+    "DefaultExchange",
+    "Destination",
+    "DirectExchange",
+    "Exchange",
+    "FanoutExchange",
+    "HeadersExchange",
+    "TopicExchange",
+]

@@ -1,0 +1,355 @@
+"""A virtual host: its exchanges, queues and bindings, and routing between them.
+
+Every check here follows RabbitMQ's order and wording, because clients and their tests read
+reply codes and texts.  ``owner`` is whatever identifies a connection (exclusive queues
+belong to one); the model never looks inside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from warrenmq.amqp.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
+from warrenmq.amqp.values import FieldTable
+from warrenmq.broker.exchanges import EXCHANGE_TYPES, Binding, DefaultExchange, Destination, Exchange
+from warrenmq.broker.exchanges.base import freeze
+from warrenmq.broker.exchanges.headers import HeadersExchange, validate_binding_arguments
+from warrenmq.broker.message import Message
+from warrenmq.broker.queue import Queue, QueueStore, Scheduler
+from warrenmq.broker.queue_args import (
+    TYPE_ARGS,
+    assert_equivalent_args,
+    assert_equivalent_field,
+    queue_display,
+    validate_declare,
+)
+
+STANDARD_EXCHANGES = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+
+class Storage(Protocol):
+    """What a vhost needs from persistence (the node provides it)."""
+
+    def queue_store(self, queue: Queue) -> QueueStore: ...
+
+    def definitions_changed(self) -> None: ...
+
+
+def server_generated_name(prefix: str) -> str:
+    """RabbitMQ's ``amq.gen-<22 url-safe base64 chars>`` shape."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+def exchange_display(name: str, vhost: str) -> str:
+    return f"exchange '{name}' in vhost '{vhost}'"
+
+
+class VHost:
+    def __init__(self, name: str, scheduler: Scheduler | None = None, storage: Storage | None = None) -> None:
+        self.name = name
+        self.scheduler = scheduler
+        self.storage = storage
+        self.queues: dict[str, Queue] = {}
+        self.default_exchange = DefaultExchange(name, self.queues)
+        self.exchanges: dict[str, Exchange] = {"": self.default_exchange}
+        self.description = ""
+        self.tags: list[str] = []
+        self.limits: dict[str, int] = {}
+        self.dead_letterer: Callable[[Queue], Callable[[Message, str], None] | None] | None = None
+        self.queue_removed: list[Callable[[Queue], None]] = []  # e.g. policies, metrics
+        for name_, type_ in STANDARD_EXCHANGES:
+            self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, name, durable=True)
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no {exchange_display(name, self.name)}")
+        return exchange
+
+    def queue(self, name: str, owner: object | None = None) -> Queue:
+        """The queue by name, refusing a queue exclusive to another connection."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no {queue_display(name, self.name)}")
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
+            raise self._locked(queue)
+        return queue
+
+    def _locked(self, queue: Queue) -> ResourceLocked:
+        return ResourceLocked(
+            f"cannot obtain exclusive access to locked {queue_display(queue.name, self.name)}. It could be "
+            "originally declared on another connection or the exclusive property value does not match that "
+            "of the original declaration."
+        )
+
+    # -- exchanges ----------------------------------------------------------------------
+
+    def declare_exchange(
+        self,
+        name: str,
+        type_: str,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: FieldTable | None = None,
+        passive: bool = False,
+    ) -> Exchange:
+        if passive:
+            return self.exchange(name) if name else self.default_exchange
+        if name == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        cls = EXCHANGE_TYPES.get(type_)
+        if cls is None:
+            raise CommandInvalid(f"unknown exchange type '{type_}'")
+        existing = self.exchanges.get(name)
+        if existing is None and name.startswith("amq."):
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        arguments = arguments if arguments is not None else FieldTable()
+        display = exchange_display(name, self.name)
+        if existing is not None:
+            assert_equivalent_field(existing.TYPE, type_, "type", display)
+            assert_equivalent_field(existing.durable, durable, "durable", display)
+            assert_equivalent_field(existing.auto_delete, auto_delete, "auto_delete", display)
+            assert_equivalent_field(existing.internal, internal, "internal", display)
+            assert_equivalent_args(existing.arguments, arguments, frozenset({"alternate-exchange"}), display)
+            return existing
+        exchange = cls(
+            name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+        )
+        self.exchanges[name] = exchange
+        if durable:
+            self._changed()
+        return exchange
+
+    def delete_exchange(self, name: str, if_unused: bool = False) -> None:
+        if name == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return  # idempotent, as RabbitMQ
+        if name.startswith("amq.") and any(name == n for n, _ in STANDARD_EXCHANGES):
+            raise AccessRefused(f"deletion of system {exchange_display(name, self.name)} not allowed")
+        if if_unused and exchange.has_bindings():
+            raise PreconditionFailed(f"{exchange_display(name, self.name)} in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        del self.exchanges[exchange.name]
+        exchange.deleted = True
+        for binding in list(exchange.bindings.values()):
+            exchange.remove_binding(binding.destination, binding.routing_key, binding.arguments)
+            if isinstance(binding.destination, Exchange):
+                self._maybe_auto_delete(binding.destination)
+        # Bindings where it is the destination go with it.
+        for source in list(self.exchanges.values()):
+            if source.exchange_bindings and source.remove_bindings_to(exchange):
+                self._maybe_auto_delete(source)
+        if exchange.durable:
+            self._changed()
+
+    def _maybe_auto_delete(self, exchange: Exchange) -> None:
+        # An auto-delete exchange goes when its last binding (as source) goes.
+        if exchange.auto_delete and not exchange.bindings and not exchange.deleted and exchange.name in self.exchanges:
+            self._remove_exchange(exchange)
+
+    # -- queues -------------------------------------------------------------------------
+
+    def declare_queue(
+        self,
+        name: str,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: FieldTable | None = None,
+        passive: bool = False,
+        owner: object | None = None,
+    ) -> Queue:
+        """queue.declare; returns the (new or existing) queue."""
+        if passive:
+            queue = self.queue(name, owner)
+            queue.touch()
+            return queue
+        arguments = arguments if arguments is not None else FieldTable()
+        if not name:
+            name = server_generated_name("amq.gen-")
+        elif name.startswith("amq.") and name not in self.queues:
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        display = queue_display(name, self.name)
+        settings = validate_declare(arguments, name, self.name, durable, exclusive, auto_delete)
+        declared_owner = owner if exclusive else None
+        existing = self.queues.get(name)
+        if existing is not None:
+            if existing.exclusive_owner is not declared_owner:
+                raise self._locked(existing)
+            assert_equivalent_field(existing.durable, durable, "durable", display)
+            assert_equivalent_field(existing.auto_delete, auto_delete, "auto_delete", display)
+            existing_args = FieldTable.of(existing.arguments)
+            assert_equivalent_args(existing_args, arguments, TYPE_ARGS[existing.settings.queue_type], display)
+            existing.touch()
+            return existing
+        queue = Queue(
+            name,
+            self.name,
+            durable=durable,
+            exclusive_owner=declared_owner,
+            auto_delete=auto_delete,
+            arguments=arguments,
+            settings=settings,
+            scheduler=self.scheduler,
+        )
+        self.add_queue(queue)
+        return queue
+
+    def add_queue(self, queue: Queue) -> None:
+        """Register a queue (declared or recovered) and wire its hooks."""
+        self.queues[queue.name] = queue
+        queue.on_unused = self._queue_unused
+        if self.dead_letterer is not None:
+            queue.dead_letter = self.dead_letterer(queue)
+        if queue.durable and self.storage is not None:
+            queue.store = self.storage.queue_store(queue)
+            self._changed()
+
+    def _queue_unused(self, queue: Queue) -> None:
+        if queue.auto_delete and queue.had_consumers and not queue.deleted:
+            self.remove_queue(queue)
+
+    def delete_queue(
+        self, name: str, if_unused: bool = False, if_empty: bool = False, owner: object | None = None
+    ) -> int:
+        queue = self.queues.get(name)
+        if queue is None:
+            return 0  # idempotent, as RabbitMQ
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
+            raise self._locked(queue)
+        display = queue_display(name, self.name)
+        if if_unused and queue.consumer_count:
+            raise PreconditionFailed(f"{display} in use")
+        if if_empty and queue.message_count:
+            raise PreconditionFailed(f"{display} not empty")
+        return self.remove_queue(queue)
+
+    def remove_queue(self, queue: Queue) -> int:
+        """Delete a queue and its bindings; returns its ready message count."""
+        if self.queues.get(queue.name) is not queue:
+            return 0
+        del self.queues[queue.name]
+        for exchange in list(self.exchanges.values()):
+            if exchange is not self.default_exchange and exchange.remove_bindings_to(queue):
+                self._maybe_auto_delete(exchange)
+        count = queue.delete()
+        for hook in self.queue_removed:
+            hook(queue)
+        if queue.durable:
+            self._changed()
+        return count
+
+    def purge_queue(self, name: str, owner: object | None = None) -> int:
+        return self.queue(name, owner).purge()
+
+    # -- bindings -----------------------------------------------------------------------
+
+    def bind(
+        self, destination: Destination, source_name: str, routing_key: str, arguments: FieldTable | None = None
+    ) -> None:
+        if source_name == "" or (isinstance(destination, Exchange) and destination.name == ""):
+            raise AccessRefused("operation not permitted on the default exchange")
+        source = self.exchange(source_name)
+        arguments = arguments if arguments is not None else FieldTable()
+        if isinstance(source, HeadersExchange):
+            validate_binding_arguments(arguments)
+        added = source.add_binding(Binding(source, destination, routing_key, arguments))
+        if added and source.durable and destination.durable:
+            self._changed()
+
+    def unbind(
+        self, destination: Destination, source_name: str, routing_key: str, arguments: FieldTable | None = None
+    ) -> None:
+        if source_name == "" or (isinstance(destination, Exchange) and destination.name == ""):
+            raise AccessRefused("operation not permitted on the default exchange")
+        source = self.exchanges.get(source_name)
+        if source is None:
+            raise NotFound(f"no {exchange_display(source_name, self.name)}")
+        binding = source.remove_binding(destination, routing_key, arguments if arguments is not None else FieldTable())
+        if binding is None:
+            return  # unbinding what is not bound is fine, as in RabbitMQ
+        if source.durable and destination.durable:
+            self._changed()
+        self._maybe_auto_delete(source)
+
+    def bindings(self) -> Iterable[Binding]:
+        for exchange in self.exchanges.values():
+            yield from exchange.bindings.values()
+
+    def bindings_to(self, destination: Destination) -> list[Binding]:
+        return [b for b in self.bindings() if b.destination is destination]
+
+    def has_binding(self, destination: Destination, source_name: str, routing_key: str, arguments: FieldTable) -> bool:
+        source = self.exchanges.get(source_name)
+        if source is None:
+            return False
+        return (id(destination), routing_key, freeze(arguments)) in source.bindings
+
+    # -- routing ------------------------------------------------------------------------
+
+    def route(self, exchange: Exchange, message: Message) -> list[Queue] | tuple[Queue, ...]:
+        """The queues a message published to ``exchange`` reaches, each once."""
+        exchange.stats.publish_in += 1
+        found = exchange.route(message.routing_key, message)
+        if exchange.routes_to_queues_only:
+            if found:
+                exchange.stats.publish_out += 1
+            return found  # type: ignore[return-value]
+        return self._route_slow(exchange, message, found)
+
+    def _route_slow(self, exchange: Exchange, message: Message, first: Any) -> list[Queue]:
+        """Exchange-to-exchange bindings and alternate exchanges, visiting each exchange once."""
+        queues: list[Queue] = []
+        seen_queues: set[int] = set()
+        visited: set[int] = {id(exchange)}
+        pending: list[tuple[Exchange, Any]] = [(exchange, first)]
+        while pending:
+            current, destinations = pending.pop()
+            reached = False
+            for destination in destinations:
+                if isinstance(destination, Exchange):
+                    if id(destination) not in visited and not destination.deleted:
+                        visited.add(id(destination))
+                        destination.stats.publish_in += 1
+                        pending.append((destination, destination.route(message.routing_key, message)))
+                    reached = True
+                elif id(destination) not in seen_queues:
+                    seen_queues.add(id(destination))
+                    queues.append(destination)
+                    reached = True
+            if not destinations and current.alternate_exchange is not None:
+                alternate = self.exchanges.get(current.alternate_exchange)
+                if alternate is not None and id(alternate) not in visited:
+                    visited.add(id(alternate))
+                    alternate.stats.publish_in += 1
+                    pending.append((alternate, alternate.route(message.routing_key, message)))
+            if reached:
+                current.stats.publish_out += 1
+        return queues
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def owner_closed(self, owner: object) -> None:
+        """A connection went: its exclusive queues go with it."""
+        for queue in [q for q in self.queues.values() if q.exclusive_owner is owner]:
+            self.remove_queue(queue)
+
+    def _changed(self) -> None:
+        if self.storage is not None:
+            self.storage.definitions_changed()

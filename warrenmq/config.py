@@ -1,0 +1,142 @@
+"""Settings: defaults as RabbitMQ's, overridden by a TOML file, environment and command line.
+
+Every setting has one name used everywhere: ``frame_max`` in the TOML file, ``--frame-max``
+on the command line, ``WARREN_FRAME_MAX`` in the environment.  Precedence: command line,
+then environment, then file, then default.  An unknown key or a bad value is an error that
+names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Settings:
+    host: str = ""  # all interfaces, as RabbitMQ
+    port: int = 5672
+    data_dir: str = "./warren-data"
+    log_level: str = "info"
+    management_host: str = ""
+    management_port: int = 15672
+    # AMQP negotiation, RabbitMQ's defaults.
+    frame_max: int = 131072
+    channel_max: int = 2047
+    heartbeat: int = 60
+    max_message_size: int = 134217728
+    handshake_timeout: float = 10.0
+    consumer_timeout_ms: int = 0  # 0 = off
+    # Default user and vhost created on first start.
+    default_user: str = "guest"
+    default_pass: str = "guest"
+    default_vhost: str = "/"
+    loopback_users: list[str] = field(default_factory=lambda: ["guest"])
+    # Limits.
+    max_connections: int = 0  # 0 = unlimited
+    consumers_per_channel: int = 0
+    # Resource alarms: RabbitMQ's vm_memory_high_watermark is relative (0.4 of RAM).
+    memory_high_watermark: float = 0.4
+    memory_high_watermark_absolute: int = 0
+    disk_free_limit: int = 50_000_000
+    # Memory budget for message bodies kept in RAM across all queues (0 = 1/4 of the
+    # memory high watermark); beyond it, queues page messages to disk.
+    queue_memory_budget: int = 0
+    # Storage.
+    store_segment_size: int = 64 * 1024 * 1024
+    fsync: bool = True
+    # TLS.
+    tls_port: int = 5671
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_verify_peer: bool = False
+    tls_fail_if_no_peer_cert: bool = False
+    management_tls_port: int = 0
+    # Listener knobs.
+    use_uvloop: bool = True
+    config_file: str = ""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def apply(self, values: dict[str, Any], source: str) -> None:
+        """Set values from a source (file, env, argv), converting and checking types."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for key, raw in values.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                raise ConfigError(f"{source}: unknown setting {key!r}")
+            setattr(self, name, _convert(name, raw, getattr(self, name), source))
+
+
+def _convert(name: str, raw: Any, current: Any, source: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(current, int):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, list):
+            if isinstance(raw, str):
+                return [p for p in (s.strip() for s in raw.split(",")) if p]
+            return [str(v) for v in raw]
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: bad value {raw!r} for setting {name!r}") from None
+
+
+def load(argv_values: dict[str, Any], environ: dict[str, str] | None = None) -> Settings:
+    """Build settings: defaults < file < environment < command line."""
+    environ = dict(os.environ) if environ is None else environ
+    settings = Settings()
+    config_file = argv_values.get("config_file") or environ.get("WARREN_CONFIG_FILE", "")
+    if config_file:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: {exc}") from None
+        settings.apply(_flatten(data), str(path))
+        settings.config_file = config_file
+    env_values = {
+        name: environ[f"WARREN_{name.upper()}"]
+        for name in Settings.field_names()
+        if f"WARREN_{name.upper()}" in environ and name != "config_file"
+    }
+    settings.apply(env_values, "environment")
+    settings.apply({k: v for k, v in argv_values.items() if v is not None and k != "config_file"}, "command line")
+    return settings
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Allow TOML sections: ``[tls] cert = ...`` is ``tls_cert``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "_"))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,1 @@
+"""asyncio glue: listeners, connections, channels, and the node that wires them."""

@@ -1,0 +1,312 @@
+"""An AMQP channel: method dispatch, the exchange/queue class methods, and closing.
+
+Publishing (content assembly, routing, confirms, transactions) lives in ``publishing.py``
+and consuming (consumers, deliveries, acks, QoS, get) in ``consuming.py``; Channel combines
+them.  Errors raised by handlers carry their reply code; a soft one closes this channel
+only.  The hot methods (basic.publish, basic.ack) skip the generic decoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from warrenmq.amqp import spec
+from warrenmq.amqp.errors import (
+    AccessRefused,
+    AMQPError,
+    ChannelErrorConnection,
+    CommandInvalid,
+    NotFound,
+    NotImplementedAMQP,
+    PreconditionFailed,
+    SyntaxErrorAMQP,
+    UnexpectedFrame,
+)
+from warrenmq.amqp.values import FieldTable
+from warrenmq.broker.queue import Queue
+from warrenmq.server.consuming import ConsumingMixin
+from warrenmq.server.publishing import PublishingMixin
+
+if TYPE_CHECKING:
+    from warrenmq.server.connection import Connection
+
+log = logging.getLogger("warrenmq.channel")
+
+_METHOD_INDEX = struct.Struct(">I")
+_PUBLISH = spec.BasicPublish.INDEX
+_ACK = spec.BasicAck.INDEX
+
+_OPEN, _CLOSING, _CLOSED = range(3)
+
+
+class Channel(PublishingMixin, ConsumingMixin):
+    def __init__(self, connection: Connection, number: int) -> None:
+        self.conn = connection
+        self.number = number
+        self.node = connection.node
+        vhost = connection.vhost
+        assert vhost is not None
+        self.vhost = vhost
+        self.state = _OPEN
+        self.last_queue = ""  # "the last queue declared on this channel" (empty names)
+        self._handlers: dict[int, Callable[[Any], None]] = {
+            spec.ChannelClose.INDEX: self._channel_close,
+            spec.ChannelCloseOk.INDEX: self._channel_close_ok,
+            spec.ChannelFlow.INDEX: self._channel_flow,
+            spec.ChannelFlowOk.INDEX: lambda m: None,
+            spec.ChannelOpen.INDEX: self._channel_open_again,
+            spec.AccessRequest.INDEX: self._access_request,
+            spec.ExchangeDeclare.INDEX: self._exchange_declare,
+            spec.ExchangeDelete.INDEX: self._exchange_delete,
+            spec.ExchangeBind.INDEX: self._exchange_bind,
+            spec.ExchangeUnbind.INDEX: self._exchange_unbind,
+            spec.QueueDeclare.INDEX: self._queue_declare,
+            spec.QueueBind.INDEX: self._queue_bind,
+            spec.QueueUnbind.INDEX: self._queue_unbind,
+            spec.QueuePurge.INDEX: self._queue_purge,
+            spec.QueueDelete.INDEX: self._queue_delete,
+            spec.ConfirmSelect.INDEX: self._confirm_select,
+            spec.TxSelect.INDEX: self._tx_select,
+            spec.TxCommit.INDEX: self._tx_commit,
+            spec.TxRollback.INDEX: self._tx_rollback,
+            spec.BasicQos.INDEX: self._basic_qos,
+            spec.BasicConsume.INDEX: self._basic_consume,
+            spec.BasicCancel.INDEX: self._basic_cancel,
+            spec.BasicGet.INDEX: self._basic_get,
+            spec.BasicAck.INDEX: self._basic_ack,
+            spec.BasicReject.INDEX: self._basic_reject,
+            spec.BasicNack.INDEX: self._basic_nack,
+            spec.BasicRecover.INDEX: self._basic_recover,
+            spec.BasicRecoverAsync.INDEX: self._basic_recover_async,
+        }
+        self.init_publishing()
+        self.init_consuming()
+
+    # -- frames from the connection -------------------------------------------------------
+
+    def on_method(self, payload: bytes) -> None:
+        if self.state != _OPEN:
+            self._while_closing(payload)
+            return
+        if self.expecting_content:
+            raise UnexpectedFrame("expected content header for class 60, got non content header frame instead")
+        if len(payload) < 4:
+            raise SyntaxErrorAMQP("method frame too short")
+        index = _METHOD_INDEX.unpack_from(payload, 0)[0]
+        try:
+            if index == _PUBLISH:
+                self.start_publish(payload)
+                return
+            if index == _ACK:
+                self.fast_ack(payload)
+                return
+            cls = spec.METHODS.get(index)
+            if cls is None:
+                raise CommandInvalid(f"unknown method class {index >> 16}, method {index & 0xFFFF}")
+            method = cls.decode(payload, 4, len(payload))
+            handler = self._handlers.get(index)
+            if handler is None:
+                raise CommandInvalid(f"method {cls.NAME} is not allowed from the client")
+            handler(method)
+        except AMQPError as exc:
+            if not exc.class_id:
+                exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
+            if exc.hard:
+                raise
+            self.fail(exc)
+
+    def on_header(self, payload: bytes) -> None:
+        if self.state != _OPEN:
+            return
+        try:
+            self.content_header(payload)
+        except AMQPError as exc:
+            if exc.hard:
+                raise
+            self.fail(exc)
+
+    def on_body(self, payload: bytes) -> None:
+        if self.state != _OPEN:
+            return
+        try:
+            self.content_body(payload)
+        except AMQPError as exc:
+            if exc.hard:
+                raise
+            self.fail(exc)
+
+    def send(self, method: spec.Method) -> None:
+        self.conn.send_method(self.number, method)
+
+    # -- closing ------------------------------------------------------------------------
+
+    def fail(self, error: AMQPError) -> None:
+        """A channel error: release everything, send channel.close, await close-ok."""
+        if self.state != _OPEN:
+            return
+        log.debug("closing channel %d of %s: %s", self.number, self.conn.name, error.reply_text)
+        self.release()
+        self.state = _CLOSING
+        self.send(spec.ChannelClose(error.reply_code, error.reply_text, error.class_id, error.method_id))
+
+    def release(self) -> None:
+        """Give back what the channel holds: consumers first, then unacked messages."""
+        if self.state == _CLOSED:
+            return
+        self.release_publishing()
+        self.release_consuming()
+
+    def _while_closing(self, payload: bytes) -> None:
+        if len(payload) < 4:
+            return
+        index = _METHOD_INDEX.unpack_from(payload, 0)[0]
+        if index == spec.ChannelCloseOk.INDEX:
+            self.state = _CLOSED
+            self.conn.channel_closed(self.number)
+        elif index == spec.ChannelClose.INDEX:
+            # Both sides closed at once: answer and finish.
+            self.send(spec.ChannelCloseOk())
+            self.state = _CLOSED
+            self.conn.channel_closed(self.number)
+
+    def _channel_close(self, method: spec.ChannelClose) -> None:
+        self.release()
+        self.state = _CLOSED
+        self.send(spec.ChannelCloseOk())
+        self.conn.channel_closed(self.number)
+
+    def _channel_close_ok(self, method: spec.ChannelCloseOk) -> None:
+        raise ChannelErrorConnection("unexpected channel.close-ok on an open channel")
+
+    def _channel_open_again(self, method: spec.ChannelOpen) -> None:
+        raise ChannelErrorConnection("second 'channel.open' seen")
+
+    def _channel_flow(self, method: spec.ChannelFlow) -> None:
+        self.flow_active = method.active
+        self.update_active()
+        self.send(spec.ChannelFlowOk(method.active))
+
+    def _access_request(self, method: spec.AccessRequest) -> None:
+        self.send(spec.AccessRequestOk(1))
+
+    # -- permissions ----------------------------------------------------------------------
+
+    def check_configure(self, kind: str, name: str) -> None:
+        self.node.access.check(self.conn, "configure", kind, name)
+
+    def check_write(self, kind: str, name: str) -> None:
+        self.node.access.check(self.conn, "write", kind, name)
+
+    def check_read(self, kind: str, name: str) -> None:
+        self.node.access.check(self.conn, "read", kind, name)
+
+    # -- exchange class -----------------------------------------------------------------
+
+    def _exchange_declare(self, m: spec.ExchangeDeclare) -> None:
+        if not m.passive:
+            self.check_configure("exchange", m.exchange)
+        exchange = self.vhost.declare_exchange(
+            m.exchange, m.type, m.durable, m.auto_delete, m.internal, _table(m.arguments), passive=m.passive
+        )
+        if not m.passive:
+            self.node.exchange_declared(self.vhost, exchange)
+        if not m.nowait:
+            self.send(spec.ExchangeDeclareOk())
+
+    def _exchange_delete(self, m: spec.ExchangeDelete) -> None:
+        self.check_configure("exchange", m.exchange)
+        self.vhost.delete_exchange(m.exchange, m.if_unused)
+        if not m.nowait:
+            self.send(spec.ExchangeDeleteOk())
+
+    def _exchange_bind(self, m: spec.ExchangeBind) -> None:
+        destination = self.vhost.exchange(m.destination) if m.destination else self._default_exchange_refused()
+        self.check_write("exchange", m.destination)
+        self.check_read("exchange", m.source)
+        self.vhost.bind(destination, m.source, m.routing_key, _table(m.arguments))
+        if not m.nowait:
+            self.send(spec.ExchangeBindOk())
+
+    def _exchange_unbind(self, m: spec.ExchangeUnbind) -> None:
+        destination = self.vhost.exchange(m.destination) if m.destination else self._default_exchange_refused()
+        self.check_write("exchange", m.destination)
+        self.check_read("exchange", m.source)
+        self.vhost.unbind(destination, m.source, m.routing_key, _table(m.arguments))
+        if not m.nowait:
+            self.send(spec.ExchangeUnbindOk())
+
+    @staticmethod
+    def _default_exchange_refused() -> Any:
+        raise AccessRefused("operation not permitted on the default exchange")
+
+    # -- queue class --------------------------------------------------------------------
+
+    def _queue_name(self, name: str) -> str:
+        """An empty queue name means the last queue declared on this channel."""
+        if name:
+            return name
+        if not self.last_queue:
+            raise NotFound("no previously declared queue")
+        return self.last_queue
+
+    def _queue_declare(self, m: spec.QueueDeclare) -> None:
+        args = _table(m.arguments)
+        if m.passive:
+            name = self._queue_name(m.queue)
+            queue = self.vhost.declare_queue(name, passive=True, owner=self.conn)
+        else:
+            if m.queue:
+                self.check_configure("queue", m.queue)
+            self.node.check_queue_limit(self.vhost, m.queue)
+            queue = self.vhost.declare_queue(m.queue, m.durable, m.exclusive, m.auto_delete, args, owner=self.conn)
+            self.node.queue_declared(self.vhost, queue)
+        self.last_queue = queue.name
+        if not m.nowait:
+            self.send(spec.QueueDeclareOk(queue.name, queue.message_count, queue.consumer_count))
+
+    def _queue_bind(self, m: spec.QueueBind) -> None:
+        queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
+        self.check_write("queue", queue.name)
+        self.check_read("exchange", m.exchange)
+        self.vhost.bind(queue, m.exchange, m.routing_key, _table(m.arguments))
+        if not m.nowait:
+            self.send(spec.QueueBindOk())
+
+    def _queue_unbind(self, m: spec.QueueUnbind) -> None:
+        queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
+        self.check_write("queue", queue.name)
+        self.check_read("exchange", m.exchange)
+        self.vhost.unbind(queue, m.exchange, m.routing_key, _table(m.arguments))
+        self.send(spec.QueueUnbindOk())
+
+    def _queue_purge(self, m: spec.QueuePurge) -> None:
+        name = self._queue_name(m.queue)
+        self.check_read("queue", name)
+        count = self.vhost.purge_queue(name, self.conn)
+        if not m.nowait:
+            self.send(spec.QueuePurgeOk(count))
+
+    def _queue_delete(self, m: spec.QueueDelete) -> None:
+        name = self._queue_name(m.queue)
+        self.check_configure("queue", name)
+        count = self.vhost.delete_queue(name, m.if_unused, m.if_empty, self.conn)
+        if not m.nowait:
+            self.send(spec.QueueDeleteOk(count))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def lookup_queue(self, name: str) -> Queue:
+        return self.vhost.queue(self._queue_name(name), self.conn)
+
+    def not_implemented(self, what: str) -> None:
+        raise NotImplementedAMQP(what)
+
+    def precondition(self, text: str) -> None:
+        raise PreconditionFailed(text)
+
+
+def _table(table: Any) -> FieldTable:
+    return table if isinstance(table, FieldTable) else FieldTable.of(table)

@@ -1,0 +1,474 @@
+"""One client connection: an asyncio Protocol around the frame reader.
+
+Theory of operation.  ``data_received`` feeds the FrameReader and dispatches each complete
+frame: channel 0 to the connection state machine (handshake, close, heartbeats), other
+channels to their Channel.  Everything the connection sends goes into ``out`` and is written
+with one ``transport.write`` per event-loop turn (``_flush``), however many channels and
+queues added to it.
+
+States: header -> start-ok -> tune-ok -> open -> opened -> closing -> closed.  A hard error
+sends connection.close and then ignores everything but close/close-ok; a soft error closes
+only its channel.  The socket's write buffer is the back-pressure signal: when it is full,
+the connection's channels stop taking deliveries until it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from typing import TYPE_CHECKING, Any
+
+from warrenmq.amqp import spec
+from warrenmq.amqp.errors import (
+    AccessRefusedConnection,
+    AMQPError,
+    ChannelErrorConnection,
+    CommandInvalid,
+    ConnectionForced,
+    FrameError,
+    InternalError,
+    NotAllowed,
+    SyntaxErrorAMQP,
+    UnexpectedFrame,
+)
+from warrenmq.amqp.frames import HEARTBEAT_FRAME, PROTOCOL_HEADER, FrameReader, decode_method, method_frame
+from warrenmq.amqp.values import FieldTable, read_table
+from warrenmq.server.channel import Channel
+from warrenmq.server.publishing import PublishingMixin
+
+if TYPE_CHECKING:
+    from warrenmq.broker.users import User
+    from warrenmq.broker.vhost import VHost
+    from warrenmq.server.node import Node
+
+log = logging.getLogger("warrenmq.connection")
+
+_HEADER, _START_OK, _SECURE_OK, _TUNE_OK, _OPEN, _OPENED, _CLOSING, _CLOSED = range(8)
+_CLOSE_OK_TIMEOUT = 3.0
+_WRITE_HIGH = 1024 * 1024
+_WRITE_LOW = 256 * 1024
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, node: Node, tls: bool = False) -> None:
+        self.node = node
+        self.loop = node.loop
+        self.settings = node.settings
+        self.tls = tls
+        self.transport: asyncio.Transport | None = None
+        self.state = _HEADER
+        self.reader = FrameReader(spec.FRAME_MIN_SIZE)
+        self.out: list[bytes] = []
+        self.flush_pending = False
+        self.confirm_channels: list[PublishingMixin] = []  # channels with confirms to send
+        self.channels: dict[int, Channel] = {}
+        self.frame_max = self.settings.frame_max
+        self.channel_max = self.settings.channel_max
+        self.heartbeat = 0
+        self.user: User | None = None
+        self.vhost: VHost | None = None
+        self.client_properties: dict[str, Any] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.peer: tuple[str, int] = ("", 0)
+        self.local: tuple[str, int] = ("", 0)
+        self.paused = False  # socket write buffer full
+        self.blocked = False  # connection.blocked sent (resource alarm)
+        self.name = ""
+        self.connected_at = 0.0
+        self.auth_mechanism = ""
+        self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
+        self._header_buf = b""
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_recv = 0.0
+        self._sent_since_tick = False
+        self._close_reason: str | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
+        transport.set_write_buffer_limits(high=_WRITE_HIGH, low=_WRITE_LOW)  # type: ignore[attr-defined]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        peer = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self.peer = (_unmapped(str(peer[0])), int(peer[1]))
+        self.local = (_unmapped(str(local[0])), int(local[1]))
+        self.name = f"{_host(self.peer[0])}:{self.peer[1]} -> {_host(self.local[0])}:{self.local[1]}"
+        self.connected_at = self.loop.time()
+        self._last_recv = self.connected_at
+        self._timer = self.loop.call_later(self.settings.handshake_timeout, self._handshake_timeout)
+        self.node.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_recv = self.loop.time()
+        self.recv_oct += len(data)
+        if self.state == _HEADER:
+            data = self._read_protocol_header(data)
+            if not data:
+                return
+        try:
+            frames = self.reader.feed(data)
+            self.recv_cnt += len(frames)
+            channels = self.channels
+            for ftype, number, payload in frames:
+                if self.state >= _CLOSING:
+                    self._while_closing(ftype, number, payload)
+                    continue
+                if number == 0:
+                    self._on_channel_zero(ftype, payload)
+                    continue
+                channel = channels.get(number)
+                if channel is None:
+                    self._on_unopened_channel(ftype, number, payload)
+                elif ftype == 1:
+                    channel.on_method(payload)
+                elif ftype == 2:
+                    channel.on_header(payload)
+                elif ftype == 3:
+                    channel.on_body(payload)
+                elif ftype == 8:
+                    raise FrameError(f"heartbeat frame on channel {number}")
+                else:
+                    raise FrameError(f"unknown frame type {ftype}")
+        except AMQPError as exc:
+            self.fail(exc)
+        except Exception as exc:  # a bug: keep the node up, tell the client, log once
+            log.exception("internal error on connection %s", self.name)
+            self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = _CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.out.clear()
+        for channel in list(self.channels.values()):
+            channel.release()
+        self.channels.clear()
+        if self.vhost is not None:
+            self.vhost.owner_closed(self)
+        self.node.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        for channel in self.channels.values():
+            channel.update_active()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for channel in self.channels.values():
+            channel.update_active()
+
+    # -- output -------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def send_method(self, channel: int, method: spec.Method) -> None:
+        self.send(method_frame(channel, method))
+
+    def schedule_flush(self) -> None:
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        if self.confirm_channels:
+            channels, self.confirm_channels = self.confirm_channels, []
+            for channel in channels:
+                channel.emit_confirms()
+        self.flush_pending = False
+        out = self.out
+        if not out or self.transport is None or self.state == _CLOSED:
+            out.clear()
+            return
+        data = b"".join(out) if len(out) > 1 else out[0]
+        out.clear()
+        self.send_oct += len(data)
+        self._sent_since_tick = True
+        self.transport.write(data)
+
+    # -- handshake ----------------------------------------------------------------------
+
+    def _read_protocol_header(self, data: bytes) -> bytes:
+        buf = self._header_buf + data
+        if len(buf) < 8:
+            if PROTOCOL_HEADER.startswith(buf):
+                self._header_buf = buf
+                return b""
+            return self._bad_header()
+        if buf[:8] != PROTOCOL_HEADER:
+            return self._bad_header()
+        self._header_buf = b""
+        self.state = _START_OK
+        self.send_method(0, spec.ConnectionStart(0, 9, self.node.server_properties(), b"PLAIN AMQPLAIN", b"en_US"))
+        return buf[8:]
+
+    def _bad_header(self) -> bytes:
+        # The spec: answer with the header we do speak, then close.
+        assert self.transport is not None
+        self.transport.write(PROTOCOL_HEADER)
+        self.state = _CLOSED
+        self.transport.close()
+        return b""
+
+    def _handshake_timeout(self) -> None:
+        self._timer = None
+        if self.state < _OPENED and self.transport is not None:
+            log.info("closing connection %s: handshake timeout", self.name)
+            self.transport.abort()
+
+    def _on_channel_zero(self, ftype: int, payload: bytes) -> None:
+        if ftype == 8:
+            return  # heartbeat: _last_recv already noted it
+        if ftype != 1:
+            raise UnexpectedFrame(f"expected method frame on channel 0, got frame type {ftype}")
+        method = decode_method(payload)
+        state = self.state
+        if state == _OPENED:
+            if isinstance(method, spec.ConnectionClose):
+                self._client_close(method)
+            elif isinstance(method, spec.ConnectionCloseOk):
+                self._terminate()
+            elif isinstance(method, spec.ConnectionUpdateSecret):
+                self.send_method(0, spec.ConnectionUpdateSecretOk())
+            elif isinstance(method, (spec.ConnectionBlocked, spec.ConnectionUnblocked)):
+                pass
+            else:
+                raise CommandInvalid(f"unexpected method {method.NAME} on channel 0")
+            return
+        if isinstance(method, spec.ConnectionClose) and state > _START_OK:
+            self._client_close(method)
+        elif state == _START_OK and isinstance(method, spec.ConnectionStartOk):
+            self._on_start_ok(method)
+        elif state == _TUNE_OK and isinstance(method, spec.ConnectionTuneOk):
+            self._on_tune_ok(method)
+        elif state == _OPEN and isinstance(method, spec.ConnectionOpen):
+            self._on_open(method)
+        else:
+            raise CommandInvalid(f"unexpected method {method.NAME} during the handshake")
+
+    def _on_start_ok(self, method: spec.ConnectionStartOk) -> None:
+        self.client_properties = (
+            method.client_properties.plain()
+            if isinstance(method.client_properties, FieldTable)
+            else dict(method.client_properties)
+        )
+        caps = self.client_properties.get("capabilities")
+        self.capabilities = caps if isinstance(caps, dict) else {}
+        mechanism = method.mechanism
+        response = method.response if isinstance(method.response, bytes) else method.response.encode()
+        self.auth_mechanism = mechanism
+        if mechanism == "PLAIN":
+            parts = response.split(b"\x00")
+            if len(parts) != 3:
+                return self._refuse_login(mechanism)
+            username, password = parts[1].decode(errors="replace"), parts[2].decode(errors="replace")
+        elif mechanism == "AMQPLAIN":
+            try:
+                table = _amqplain(response)
+            except AMQPError:
+                return self._refuse_login(mechanism)
+            username, password = str(table.get("LOGIN", "")), str(table.get("PASSWORD", ""))
+        else:
+            raise AccessRefusedConnection(f"unsupported authentication mechanism '{mechanism}'")
+        user = self.node.broker.users.authenticate(username, password)
+        if user is None:
+            return self._refuse_login(mechanism, username)
+        if user.name in self.settings.loopback_users and not self.node.is_loopback(self.peer[0]):
+            log.warning("user '%s' can only connect via localhost (connection %s)", user.name, self.name)
+            return self._refuse_login(mechanism, username)
+        self.user = user
+        self.state = _TUNE_OK
+        self.send_method(
+            0, spec.ConnectionTune(self.settings.channel_max, self.settings.frame_max, self.settings.heartbeat)
+        )
+
+    def _refuse_login(self, mechanism: str, username: str = "") -> None:
+        log.warning("login refused for user '%s' (connection %s)", username, self.name)
+        error = AccessRefusedConnection(
+            f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+        )
+        if self.capabilities.get("authentication_failure_close"):
+            self.fail(error)
+        else:
+            self._terminate()
+
+    def _on_tune_ok(self, method: spec.ConnectionTuneOk) -> None:
+        server_frame_max = self.settings.frame_max
+        frame_max = method.frame_max or server_frame_max
+        if frame_max < spec.FRAME_MIN_SIZE:
+            raise NotAllowed(f"frame_max={frame_max} < {spec.FRAME_MIN_SIZE} min size")
+        if server_frame_max and frame_max > server_frame_max:
+            raise NotAllowed(f"frame_max={frame_max} > {server_frame_max} max size")
+        channel_max = method.channel_max or self.settings.channel_max
+        if self.settings.channel_max and channel_max > self.settings.channel_max:
+            raise NotAllowed(f"channel_max={channel_max} > {self.settings.channel_max} max size")
+        self.frame_max = frame_max
+        self.reader.frame_max = frame_max
+        self.channel_max = channel_max
+        self.heartbeat = method.heartbeat
+        self.state = _OPEN
+
+    def _on_open(self, method: spec.ConnectionOpen) -> None:
+        assert self.user is not None
+        vhost = self.node.broker.vhosts.get(method.virtual_host)
+        if vhost is None:
+            raise NotAllowed(f"vhost {method.virtual_host} not found")
+        if self.node.broker.users.permission(self.user.name, vhost.name) is None:
+            raise NotAllowed(f"access to vhost '{vhost.name}' refused for user '{self.user.name}'")
+        self.node.check_connection_limits(self, vhost)
+        self.vhost = vhost
+        self.state = _OPENED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.heartbeat:
+            self._timer = self.loop.call_later(self.heartbeat, self._heartbeat_tick)
+        self.send_method(0, spec.ConnectionOpenOk(""))
+        if self.node.alarms and self.capabilities.get("connection.blocked"):
+            self.set_blocked(True, self.node.alarm_reason())
+
+    # -- heartbeats ---------------------------------------------------------------------
+
+    def _heartbeat_tick(self) -> None:
+        self._timer = None
+        if self.state != _OPENED:
+            return
+        now = self.loop.time()
+        if now - self._last_recv > 2 * self.heartbeat:
+            log.warning("missed heartbeats from client %s, timeout: %ds", self.name, self.heartbeat)
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        if not self._sent_since_tick:
+            self.send(HEARTBEAT_FRAME)
+        self._sent_since_tick = False
+        self._timer = self.loop.call_later(self.heartbeat, self._heartbeat_tick)
+
+    # -- channels -----------------------------------------------------------------------
+
+    def _on_unopened_channel(self, ftype: int, number: int, payload: bytes) -> None:
+        if self.state != _OPENED:
+            raise UnexpectedFrame(f"frame on channel {number} before the connection was opened")
+        if ftype != 1:
+            raise ChannelErrorConnection(f"expected 'channel.open' on channel {number}")
+        method = decode_method(payload)
+        if not isinstance(method, spec.ChannelOpen):
+            raise ChannelErrorConnection(f"expected 'channel.open' on channel {number}")
+        if number > self.channel_max:
+            raise NotAllowed(f"channel {number} exceeds the negotiated channel_max of {self.channel_max}")
+        self.channels[number] = Channel(self, number)
+        self.send_method(number, spec.ChannelOpenOk(b""))
+
+    def channel_closed(self, number: int) -> None:
+        self.channels.pop(number, None)
+
+    # -- closing ------------------------------------------------------------------------
+
+    def fail(self, error: AMQPError) -> None:
+        """A connection error: send connection.close and wait for close-ok."""
+        if self.state >= _CLOSING:
+            return
+        if not error.hard:
+            error = InternalError(error.explanation, error.class_id, error.method_id)
+        log.info("closing connection %s: %s", self.name, error.reply_text)
+        self._close_reason = error.reply_text
+        self._send_close(error)
+
+    def close(self, code: int, text: str) -> None:
+        """Server-initiated close (shutdown, management): e.g. 320 CONNECTION_FORCED."""
+        error = ConnectionForced(text) if code == 320 else InternalError(text)
+        error.reply_code = code
+        if self.state == _OPENED:
+            self._send_close(error)
+        elif self.transport is not None and self.state < _CLOSING:
+            self.transport.close()
+
+    def _send_close(self, error: AMQPError) -> None:
+        self.state = _CLOSING
+        for channel in list(self.channels.values()):
+            channel.release()
+        self.channels.clear()
+        self.send_method(0, spec.ConnectionClose(error.reply_code, error.reply_text, error.class_id, error.method_id))
+        self.flush()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(_CLOSE_OK_TIMEOUT, self._terminate)
+
+    def _client_close(self, method: spec.ConnectionClose) -> None:
+        self.state = _CLOSING
+        for channel in list(self.channels.values()):
+            channel.release()
+        self.channels.clear()
+        self.send_method(0, spec.ConnectionCloseOk())
+        self.flush()
+        self._terminate()
+
+    def _while_closing(self, ftype: int, number: int, payload: bytes) -> None:
+        if number != 0 or ftype != 1:
+            return
+        try:
+            method = decode_method(payload)
+        except AMQPError:
+            return
+        if isinstance(method, spec.ConnectionCloseOk):
+            self._terminate()
+        elif isinstance(method, spec.ConnectionClose):
+            self.send_method(0, spec.ConnectionCloseOk())
+            self.flush()
+            self._terminate()
+
+    def _terminate(self) -> None:
+        if self.transport is not None and self.state != _CLOSED:
+            self.flush()
+            self.state = _CLOSED
+            self.transport.close()
+
+    # -- flow control -------------------------------------------------------------------
+
+    def set_blocked(self, blocked: bool, reason: str = "") -> None:
+        """Resource alarm: stop reading from this connection (publishers) and tell it."""
+        if blocked == self.blocked or self.state != _OPENED:
+            return
+        self.blocked = blocked
+        if self.capabilities.get("connection.blocked"):
+            self.send_method(0, spec.ConnectionBlocked(reason) if blocked else spec.ConnectionUnblocked())
+
+    # -- information --------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == _OPENED
+
+    @property
+    def state_name(self) -> str:
+        return {_OPENED: "running", _CLOSING: "closing", _CLOSED: "closed"}.get(self.state, "starting")
+
+
+def _unmapped(address: str) -> str:
+    """IPv4 clients of a dual-stack listener appear as ::ffff:a.b.c.d; show a.b.c.d."""
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _amqplain(response: bytes) -> dict[str, Any]:
+    """AMQPLAIN's response is a field table without its length prefix."""
+    table, _ = read_table(struct.pack(">I", len(response)) + response, 0, len(response) + 4)
+    return table.plain()
+
+
+__all__ = ["Connection", "SyntaxErrorAMQP"]

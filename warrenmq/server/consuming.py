@@ -1,0 +1,353 @@
+"""The consuming half of a channel: consumers, deliveries, acks, QoS and basic.get.
+
+``deliver`` is the hot path out: it writes basic.deliver, the content header and the body
+as a handful of pieces into the connection's output list (frame headers are packed together
+with the previous frame's end byte), and records the message under its delivery tag unless
+the consumer is no-ack.  Delivery tags count per channel from 1, shared with basic.get.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+
+from warrenmq.amqp import spec
+from warrenmq.amqp.errors import (
+    AccessRefused,
+    NotAllowed,
+    NotImplementedAMQP,
+    PreconditionFailed,
+)
+from warrenmq.amqp.frames import FRAME_HEADER, body_frames
+from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, encode_shortstr
+from warrenmq.broker.consumer import Consumer
+from warrenmq.broker.message import Message
+from warrenmq.broker.queue import Queue
+from warrenmq.broker.queue_args import queue_display
+from warrenmq.server.channel_base import ChannelBase
+
+_END_AND_HEADER = struct.Struct(">BBHI")  # previous frame's end byte + next frame header
+_TAG_REDELIVERED = struct.Struct(">QB")
+_ACK_ARGS = struct.Struct(">QB")
+_MESSAGE_COUNT = struct.Struct(">I")
+_DELIVER_ID = b"\x00\x3c\x00\x3c"
+_GET_OK_ID = b"\x00\x3c\x00\x47"
+_END = b"\xce"
+
+
+def generated_tag() -> str:
+    return "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+class ConsumingMixin(ChannelBase):
+    """Channel's consuming part."""
+
+    def init_consuming(self) -> None:
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: dict[int, Message] = {}
+        self.next_tag = 1
+        self.prefetch_count = 0  # for consumers created from now on (global=false)
+        self.global_prefetch = 0  # shared by the channel's consumers (global=true)
+        self.flow_active = True
+        self.active = True
+        self.delivered = 0
+        self.acked = 0
+        self._body_chunk = self.conn.frame_max - 8
+
+    # -- flow of deliveries ---------------------------------------------------------------
+
+    def update_active(self) -> None:
+        active = (
+            self.flow_active
+            and not self.conn.paused
+            and (self.global_prefetch == 0 or len(self.unacked) < self.global_prefetch)
+        )
+        was = self.active
+        self.active = active
+        if active and not was:
+            for queue in {id(c.queue): c.queue for c in self.consumers.values()}.values():
+                queue.dispatch()
+
+    def deliver(self, consumer: Consumer, message: Message) -> None:
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if not consumer.no_ack:
+            self.unacked[tag] = message
+            if self.global_prefetch and len(self.unacked) >= self.global_prefetch:
+                self.active = False
+        self.delivered += 1
+        prefix = consumer.cookie  # basic.deliver's method id and consumer tag, encoded once
+        route = message.route_raw
+        header = message.header
+        body = message.body
+        number = self.number
+        conn = self.conn
+        size = len(body)
+        if 0 < size <= self._body_chunk:
+            conn.out.extend(
+                (
+                    FRAME_HEADER.pack(1, number, len(prefix) + 9 + len(route)),
+                    prefix,
+                    _TAG_REDELIVERED.pack(tag, message.returns > 0),
+                    route,
+                    _END_AND_HEADER.pack(0xCE, 2, number, len(header)),
+                    header,
+                    _END_AND_HEADER.pack(0xCE, 3, number, size),
+                    body,
+                    _END,
+                )
+            )
+        else:
+            conn.out.extend(
+                (
+                    FRAME_HEADER.pack(1, number, len(prefix) + 9 + len(route)),
+                    prefix,
+                    _TAG_REDELIVERED.pack(tag, message.returns > 0),
+                    route,
+                    _END_AND_HEADER.pack(0xCE, 2, number, len(header)),
+                    header,
+                    _END,
+                )
+            )
+            if size:
+                conn.out.extend(body_frames(number, body, conn.frame_max))
+        if not conn.flush_pending:
+            conn.flush_pending = True
+            conn.loop.call_soon(conn.flush)
+
+    def write_content(self, method_payload: bytes, header: bytes, body: bytes) -> None:
+        """A content-bearing method (get-ok, return) with its header and body frames."""
+        number = self.number
+        conn = self.conn
+        conn.out.extend(
+            (
+                FRAME_HEADER.pack(1, number, len(method_payload)),
+                method_payload,
+                _END_AND_HEADER.pack(0xCE, 2, number, len(header)),
+                header,
+                _END,
+            )
+        )
+        if body:
+            conn.out.extend(body_frames(number, body, conn.frame_max))
+        conn.schedule_flush()
+
+    def consumer_cancelled(self, consumer: Consumer) -> None:
+        """The queue went away (or dropped us): tell the client if it wants to know."""
+        if self.consumers.pop(consumer.tag, None) is None:
+            return
+        if self.conn.capabilities.get("consumer_cancel_notify"):
+            self.send(spec.BasicCancel(consumer.tag, True))
+
+    # -- basic.qos / consume / cancel -----------------------------------------------------
+
+    def _basic_qos(self, m: spec.BasicQos) -> None:
+        if m.prefetch_size != 0:
+            raise NotImplementedAMQP(f"prefetch_size!=0 ({m.prefetch_size})")
+        if m.global_:
+            self.global_prefetch = m.prefetch_count
+            self.update_active()
+        else:
+            self.prefetch_count = m.prefetch_count
+        self.send(spec.BasicQosOk())
+
+    def _basic_consume(self, m: spec.BasicConsume) -> None:
+        queue = self.lookup_queue(m.queue)
+        self.check_read("queue", queue.name)
+        tag = m.consumer_tag or generated_tag()
+        if tag in self.consumers:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
+        priority = self._consumer_priority(args, queue)
+        display = queue_display(queue.name, self.vhost.name)
+        existing = queue.consumers()
+        if existing and (m.exclusive or any(c.exclusive for c in existing)):
+            raise AccessRefused(f"{display} in exclusive use")
+        limit = self.node.settings.consumers_per_channel
+        if limit and len(self.consumers) >= limit:
+            raise NotAllowed(f"number of consumers has reached the limit of {limit}")
+        consumer = Consumer(
+            tag,
+            queue,
+            self,
+            no_ack=m.no_ack,
+            exclusive=m.exclusive,
+            prefetch=self.prefetch_count,
+            priority=priority,
+            arguments=args.plain(),
+        )
+        consumer.cookie = _DELIVER_ID + encode_shortstr(tag)
+        self.consumers[tag] = consumer
+        if not m.nowait:
+            # consume-ok goes out before the first delivery.
+            self.send(spec.BasicConsumeOk(tag))
+        queue.add_consumer(consumer)
+
+    def _consumer_priority(self, args: FieldTable, queue: Queue) -> int:
+        item = args.get("x-priority")
+        if item is None:
+            return 0
+        if item[0] not in INTEGER_TAGS:
+            raise PreconditionFailed(
+                f"invalid arg 'x-priority' for {queue_display(queue.name, self.vhost.name)}: "
+                f'"expected integer, got {TYPE_NAMES[item[0]]}"'
+            )
+        return int(item[1])
+
+    def _basic_cancel(self, m: spec.BasicCancel) -> None:
+        consumer = self.consumers.pop(m.consumer_tag, None)
+        if not m.nowait:
+            self.send(spec.BasicCancelOk(m.consumer_tag))
+        if consumer is not None:
+            consumer.queue.remove_consumer(consumer)
+
+    # -- basic.get ----------------------------------------------------------------------
+
+    def _basic_get(self, m: spec.BasicGet) -> None:
+        queue = self.lookup_queue(m.queue)
+        self.check_read("queue", queue.name)
+        message = queue.get(m.no_ack)
+        if message is None:
+            self.send(spec.BasicGetEmpty(""))
+            return
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if not m.no_ack:
+            self.unacked[tag] = message
+        payload = (
+            _GET_OK_ID
+            + _TAG_REDELIVERED.pack(tag, message.returns > 0)
+            + message.route_raw
+            + _MESSAGE_COUNT.pack(queue.message_count)
+        )
+        self.write_content(payload, message.header, message.body)
+
+    # -- settlement ---------------------------------------------------------------------
+
+    def fast_ack(self, payload: bytes) -> None:
+        if len(payload) != 13:
+            from warrenmq.amqp.errors import SyntaxErrorAMQP
+
+            raise SyntaxErrorAMQP("malformed basic.ack arguments", 60, 80)
+        tag, bits = _ACK_ARGS.unpack_from(payload, 4)
+        if not bits & 1 and not self.tx:
+            # The common case: one in-order ack.
+            message = self.unacked.pop(tag, None)
+            if message is None:
+                raise PreconditionFailed(f"unknown delivery tag {tag}", 60, 80)
+            queue = message.queue
+            assert queue is not None
+            queue.ack(message)
+            self.acked += 1
+            if not self.active:
+                self.update_active()
+            queue.dispatch()
+            return
+        self.settle_or_defer("ack", tag, bool(bits & 1), False)
+
+    def _basic_ack(self, m: spec.BasicAck) -> None:
+        self.settle_or_defer("ack", m.delivery_tag, m.multiple, False)
+
+    def _basic_reject(self, m: spec.BasicReject) -> None:
+        self.settle_or_defer("reject", m.delivery_tag, False, m.requeue)
+
+    def _basic_nack(self, m: spec.BasicNack) -> None:
+        self.settle_or_defer("reject", m.delivery_tag, m.multiple, m.requeue)
+
+    def settle_or_defer(self, kind: str, tag: int, multiple: bool, requeue: bool) -> None:
+        if self.tx:
+            self._collect(tag, multiple, remove=False)  # unknown tags fail now
+            self.tx_settles.append((kind, tag, multiple, requeue))
+            return
+        self.settle(kind, tag, multiple, requeue)
+
+    def _collect(self, tag: int, multiple: bool, remove: bool = True) -> list[Message]:
+        unacked = self.unacked
+        if multiple:
+            if tag == 0:
+                tags = list(unacked)
+            else:
+                if tag not in unacked:
+                    raise PreconditionFailed(f"unknown delivery tag {tag}", 60, 80)
+                tags = []
+                for t in unacked:
+                    if t > tag:
+                        break
+                    tags.append(t)
+        else:
+            if tag not in unacked:
+                raise PreconditionFailed(f"unknown delivery tag {tag}", 60, 80)
+            tags = [tag]
+        if remove:
+            return [unacked.pop(t) for t in tags]
+        return [unacked[t] for t in tags]
+
+    def settle(self, kind: str, tag: int, multiple: bool, requeue: bool) -> None:
+        messages = self._collect(tag, multiple)
+        if not messages:
+            return
+        queues: dict[int, Queue] = {}
+        if kind == "ack":
+            for message in messages:
+                queue = message.queue
+                assert queue is not None
+                queue.ack(message)
+                queues[id(queue)] = queue
+            self.acked += len(messages)
+        elif requeue:
+            by_queue: dict[int, list[Message]] = {}
+            for message in messages:
+                queue = message.queue
+                assert queue is not None
+                queues[id(queue)] = queue
+                by_queue.setdefault(id(queue), []).append(message)
+            for key, group in by_queue.items():
+                queues[key].requeue(group)
+        else:
+            for message in messages:
+                queue = message.queue
+                assert queue is not None
+                queue.reject(message, False)
+                queues[id(queue)] = queue
+        if not self.active:
+            self.update_active()
+        for queue in queues.values():
+            queue.dispatch()
+
+    def _basic_recover(self, m: spec.BasicRecover) -> None:
+        if not m.requeue:
+            raise NotImplementedAMQP("requeue=false")
+        self._requeue_all()
+        self.send(spec.BasicRecoverOk())
+
+    def _basic_recover_async(self, m: spec.BasicRecoverAsync) -> None:
+        if not m.requeue:
+            raise NotImplementedAMQP("requeue=false")
+        self._requeue_all()
+
+    def _requeue_all(self) -> None:
+        if not self.unacked:
+            return
+        self.settle("reject", 0, True, True)
+
+    def release_consuming(self) -> None:
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        for consumer in consumers:
+            consumer.queue.remove_consumer(consumer)
+        unacked = self.unacked
+        if unacked:
+            by_queue: dict[int, tuple[Queue, list[Message]]] = {}
+            for message in unacked.values():
+                queue = message.queue
+                assert queue is not None
+                entry = by_queue.get(id(queue))
+                if entry is None:
+                    by_queue[id(queue)] = (queue, [message])
+                else:
+                    entry[1].append(message)
+            unacked.clear()
+            for queue, group in by_queue.values():
+                queue.requeue(group)
+        self.active = False

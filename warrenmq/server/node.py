@@ -1,0 +1,217 @@
+"""The node: the composition root that wires broker model, store, listeners and management.
+
+It owns no protocol logic.  Connections reach the broker model through it (``broker``,
+``store``, ``access``), and shutdown closes every connection with 320 CONNECTION_FORCED
+before the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import logging
+import platform
+import socket
+import ssl
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from warrenmq import __version__
+from warrenmq.amqp.errors import NotAllowed, PreconditionFailed
+from warrenmq.broker.broker import Broker
+from warrenmq.broker.exchanges import Exchange
+from warrenmq.broker.queue import Queue
+from warrenmq.broker.vhost import VHost
+from warrenmq.config import Settings
+from warrenmq.server.access import AccessControl
+from warrenmq.server.connection import Connection
+from warrenmq.store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from warrenmq.store.base import MessageStore
+
+log = logging.getLogger("warrenmq.node")
+
+# Clients choose protocol semantics by the product and version they see (kombu picks
+# RabbitMQ 3.3-3.x global-QoS semantics only for product "RabbitMQ" < 4.0).  WarrenMQ
+# implements RabbitMQ 3.13's behaviour, so it says so; its own identity is in the other keys.
+COMPATIBLE_PRODUCT = "RabbitMQ"
+COMPATIBLE_VERSION = "3.13.7"
+
+CAPABILITIES = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+
+class Node:
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.settings = settings
+        self.loop = loop or asyncio.get_event_loop()
+        self.store: MessageStore = MemoryStore(self.loop.call_soon)
+        self.broker = Broker(scheduler=self.loop, storage=None)
+        self.access = AccessControl(self.broker.users)
+        self.sequence = itertools.count(1)
+        self.connections: set[Connection] = set()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.alarms: set[str] = set()
+        self.started_at = time.time()
+        self.node_name = f"warren@{platform.node() or 'localhost'}"
+        self.amqp_port = 0
+        self.tls_port = 0
+        self.management: Any = None
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start_all(self, persistence: bool = True) -> None:
+        """Open the store (recovering what it holds), then listen."""
+        await self.start()
+
+    async def start(self) -> None:
+        self.broker.ensure_default(self.settings.default_user, self.settings.default_pass, self.settings.default_vhost)
+        server = await self.loop.create_server(
+            lambda: Connection(self), sock=listen_socket(self.settings.host, self.settings.port), backlog=4096
+        )
+        self.servers.append(server)
+        address = server.sockets[0].getsockname()
+        self.amqp_port = address[1]
+        log.info("started TCP listener on %s:%d", _host(address[0]), address[1])
+        if self.settings.tls_cert and self.settings.tls_key:
+            context = self.tls_context()
+            tls_server = await self.loop.create_server(
+                lambda: Connection(self, tls=True),
+                sock=listen_socket(self.settings.host, self.settings.tls_port),
+                ssl=context,
+                backlog=4096,
+            )
+            self.servers.append(tls_server)
+            self.tls_port = tls_server.sockets[0].getsockname()[1]
+            log.info("started TLS listener on %s:%d", _host(address[0]), self.tls_port)
+        log.info("Server startup complete; AMQP port %d", self.amqp_port)
+
+    def tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        if self.settings.tls_ca:
+            context.load_verify_locations(self.settings.tls_ca)
+        if self.settings.tls_verify_peer:
+            context.verify_mode = ssl.CERT_REQUIRED if self.settings.tls_fail_if_no_peer_cert else ssl.CERT_OPTIONAL
+        return context
+
+    async def stop(self) -> None:
+        """Close listeners, close every connection with 320, then the store."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for server in self.servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close(320, "broker forced connection closure with reason 'shutdown'")
+        deadline = self.loop.time() + 2.0
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.store.close()
+        log.info("stopped")
+
+    # -- connections ------------------------------------------------------------------------
+
+    def connection_opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def connection_closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    def check_connection_limits(self, conn: Connection, vhost: VHost) -> None:
+        limit = self.settings.max_connections
+        if limit and sum(1 for c in self.connections if c.is_open) >= limit:
+            raise NotAllowed("connection limit reached")
+        vhost_limit = vhost.limits.get("max-connections")
+        if vhost_limit is not None and vhost_limit >= 0:
+            count = sum(1 for c in self.connections if c.is_open and c.vhost is vhost)
+            if count >= vhost_limit:
+                raise NotAllowed(
+                    f"access to vhost '{vhost.name}' refused for user "
+                    f"'{conn.user.name if conn.user else ''}': connection limit ({vhost_limit}) is reached"
+                )
+
+    def check_queue_limit(self, vhost: VHost, name: str) -> None:
+        limit = vhost.limits.get("max-queues")
+        if limit is not None and limit >= 0 and name not in vhost.queues and len(vhost.queues) >= limit:
+            raise PreconditionFailed(
+                f"cannot declare queue '{name}': queue limit in vhost '{vhost.name}' ({limit}) is reached"
+            )
+
+    def queue_declared(self, vhost: VHost, queue: Queue) -> None:
+        """Hook for policies and metrics (a declared or redeclared queue)."""
+
+    def exchange_declared(self, vhost: VHost, exchange: Exchange) -> None:
+        """Hook for policies (a declared or redeclared exchange)."""
+
+    @staticmethod
+    def is_loopback(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return address in ("", "localhost")
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip.is_loopback
+
+    # -- what clients see -----------------------------------------------------------------
+
+    def server_properties(self) -> dict[str, Any]:
+        return {
+            "capabilities": dict(CAPABILITIES),
+            "cluster_name": self.node_name,
+            "copyright": "Copyright (c) WarrenMQ developers",
+            "information": f"WarrenMQ {__version__}, an AMQP 0-9-1 broker compatible with RabbitMQ",
+            "platform": f"Python {sys.version.split()[0]}",
+            "product": COMPATIBLE_PRODUCT,
+            "version": COMPATIBLE_VERSION,
+            "warrenmq_version": __version__,
+        }
+
+    def alarm_reason(self) -> str:
+        return " & ".join(sorted(self.alarms)) or "low on resources"
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """One listening socket; for all interfaces a dual-stack IPv6 one (so that port 0 gives
+    one port for IPv4 and IPv6 alike), falling back to IPv4 where IPv6 is missing."""
+    if host:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        infos = socket.getaddrinfo(host, port, family if ":" in host else 0, socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    else:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::", port))
+        except OSError:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address

@@ -1,0 +1,303 @@
+"""The publishing half of a channel: content assembly, routing, returns, confirms, tx.
+
+Hot path: ``start_publish`` reads the exchange and routing key straight from the method
+frame (keeping their encoded bytes for the deliveries), ``content_header``/``content_body``
+collect the content without copying a single-frame body, and ``_route`` hands the message to
+its queues.  Confirms are gathered and sent once per connection flush, as one
+``basic.ack(multiple)`` where possible.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Any
+
+from warrenmq.amqp import spec
+from warrenmq.amqp.errors import (
+    AccessRefused,
+    FrameError,
+    NotFound,
+    NotImplementedAMQP,
+    PreconditionFailed,
+    SyntaxErrorAMQP,
+    UnexpectedFrame,
+)
+from warrenmq.amqp.frames import FLAG_USER_ID, decode_properties, peek_delivery
+from warrenmq.broker.message import Message
+from warrenmq.server.channel_base import ChannelBase
+
+_CONTENT_HEADER = struct.Struct(">HHQ")
+_RETURN_PREFIX = spec.BasicReturn(312, "NO_ROUTE").encode()[:-2]  # up to the exchange/key strings
+_HEADER, _BODY = 1, 2
+
+
+class PublishingMixin(ChannelBase):
+    """Channel's publishing part."""
+
+    def init_publishing(self) -> None:
+        self.expecting_content = False
+        self._stage = 0
+        self._pub_exchange = ""
+        self._pub_key = ""
+        self._pub_route = b""
+        self._pub_mandatory = False
+        self._pub_header = b""
+        self._pub_parts: list[bytes] = []
+        self._pub_remaining = 0
+        self._sequence = self.node.sequence
+        self._max_size = self.node.settings.max_message_size
+        self._write_allowed: set[str] = set()
+        self._write_version = -1
+        # Publisher confirms.
+        self.confirm = False
+        self.pub_seq = 0
+        self.acked_upto = 0
+        self.unconfirmed: deque[tuple[int, int]] = deque()  # (seq, store generation)
+        self.nacks: deque[int] = deque()
+        self.confirm_dirty = False
+        # Transactions.
+        self.tx = False
+        self.tx_publishes: list[tuple[Message, bool]] = []
+        self.tx_settles: list[tuple[str, int, bool, bool]] = []
+        self.tx_commit_waiting: deque[int] = deque()
+        self.published = 0
+
+    # -- content assembly ----------------------------------------------------------------
+
+    def start_publish(self, payload: bytes) -> None:
+        try:
+            n = payload[6]
+            key_at = 7 + n
+            exchange = payload[7:key_at].decode()
+            m = payload[key_at]
+            end = key_at + 1 + m
+            routing_key = payload[key_at + 1 : end].decode()
+            bits = payload[end]
+        except (IndexError, UnicodeDecodeError):
+            raise SyntaxErrorAMQP("malformed basic.publish arguments", 60, 40) from None
+        if end + 1 != len(payload):
+            raise SyntaxErrorAMQP("malformed basic.publish arguments", 60, 40)
+        if bits & 2:
+            raise NotImplementedAMQP("immediate=true", 60, 40)
+        self._pub_exchange = exchange
+        self._pub_key = routing_key
+        self._pub_route = payload[6:end]
+        self._pub_mandatory = bool(bits & 1)
+        self.expecting_content = True
+        self._stage = _HEADER
+
+    def content_header(self, payload: bytes) -> None:
+        if self._stage != _HEADER:
+            raise UnexpectedFrame("expected method frame, got non method frame instead")
+        if len(payload) < 14:
+            raise FrameError("content header frame too short")
+        class_id, _weight, size = _CONTENT_HEADER.unpack_from(payload, 0)
+        if class_id != 60:
+            raise UnexpectedFrame(f"expected content header for class 60, got one for class {class_id} instead")
+        self._pub_header = payload
+        if size == 0:
+            self._stage = 0
+            self.expecting_content = False
+            self._complete(b"")
+            return
+        if size > self._max_size:
+            self._stage = 0
+            self.expecting_content = False
+            raise PreconditionFailed(f"message size {size} is larger than configured max size {self._max_size}", 60, 40)
+        self._pub_remaining = size
+        self._stage = _BODY
+
+    def content_body(self, payload: bytes) -> None:
+        if self._stage != _BODY:
+            raise UnexpectedFrame("expected content header for class 60, got non content header frame instead")
+        remaining = self._pub_remaining - len(payload)
+        if remaining > 0:
+            self._pub_remaining = remaining
+            self._pub_parts.append(payload)
+            return
+        if remaining < 0:
+            raise FrameError("content body exceeds the size declared in its header")
+        self._stage = 0
+        self.expecting_content = False
+        parts = self._pub_parts
+        if parts:
+            parts.append(payload)
+            payload = b"".join(parts)
+            self._pub_parts = []
+        self._complete(payload)
+
+    def _complete(self, body: bytes) -> None:
+        header = self._pub_header
+        mode, priority, expiration = peek_delivery(header)
+        if header[13] & FLAG_USER_ID:
+            self._check_user_id(header)
+        message = Message(
+            next(self._sequence),
+            self._pub_exchange,
+            self._pub_key,
+            self._pub_route,
+            header,
+            body,
+            mode == 2,
+            priority,
+            expiration,
+        )
+        self.published += 1
+        if self.tx:
+            self._publish_target(message.exchange)  # errors surface now, not at commit
+            self.tx_publishes.append((message, self._pub_mandatory))
+            return
+        self._route(message, self._pub_mandatory)
+
+    def _check_user_id(self, header: bytes) -> None:
+        user_id = decode_properties(header).user_id
+        assert self.conn.user is not None
+        if user_id is not None and user_id != self.conn.user.name:
+            raise PreconditionFailed(
+                f"user_id property set to '{user_id}' but authenticated user was '{self.conn.user.name}'", 60, 40
+            )
+
+    # -- routing ------------------------------------------------------------------------
+
+    def _publish_target(self, name: str) -> Any:
+        vhost = self.vhost
+        exchange = vhost.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no exchange '{name}' in vhost '{vhost.name}'", 60, 40)
+        if exchange.internal:
+            raise AccessRefused(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'", 60, 40)
+        access = self.node.access
+        if self._write_version != access.version:
+            self._write_allowed.clear()
+            self._write_version = access.version
+        if name not in self._write_allowed:
+            self.check_write("exchange", name)
+            self._write_allowed.add(name)
+        return exchange
+
+    def _route(self, message: Message, mandatory: bool) -> bool:
+        """Route to queues; True when the store took the message (a confirm must wait)."""
+        exchange = self._publish_target(message.exchange)
+        queues = self.vhost.route(exchange, message)
+        stored = refused = False
+        if queues:
+            first = True
+            for queue in queues:
+                if first:
+                    copy = message
+                    first = False
+                else:
+                    copy = message.copy()
+                if not queue.publish(copy):
+                    refused = True
+                elif copy.stored:
+                    stored = True
+        elif mandatory:
+            self._return(message)
+        if self.confirm:
+            seq = self.pub_seq = self.pub_seq + 1
+            if refused:
+                self.nacks.append(seq)
+            elif stored:
+                store = self.node.store
+                self.unconfirmed.append((seq, store.generation))
+                store.wait_for_sync(self)
+            if not self.confirm_dirty:
+                self.confirm_dirty = True
+                conn = self.conn
+                conn.confirm_channels.append(self)
+                conn.schedule_flush()
+        return stored
+
+    def _return(self, message: Message) -> None:
+        """basic.return 312 NO_ROUTE with the content as published."""
+        payload = _RETURN_PREFIX + message.route_raw
+        self.write_content(payload, message.header, message.body)
+
+    # -- confirms -----------------------------------------------------------------------
+
+    def _confirm_select(self, m: spec.ConfirmSelect) -> None:
+        if self.tx:
+            raise PreconditionFailed("cannot switch from tx to confirm mode")
+        self.confirm = True
+        if not m.nowait:
+            self.send(spec.ConfirmSelectOk())
+
+    def on_synced(self, generation: int) -> None:
+        """The store made everything up to ``generation`` durable."""
+        unconfirmed = self.unconfirmed
+        while unconfirmed and unconfirmed[0][1] <= generation:
+            unconfirmed.popleft()
+        waiting = self.tx_commit_waiting
+        while waiting and waiting[0] <= generation:
+            waiting.popleft()
+            self.send(spec.TxCommitOk())
+        if self.confirm and not self.confirm_dirty:
+            self.confirm_dirty = True
+            self.conn.confirm_channels.append(self)
+            self.conn.schedule_flush()
+
+    def emit_confirms(self) -> None:
+        """Send what can be confirmed now: acks up to the first message still unsettled."""
+        self.confirm_dirty = False
+        if self.state != 0:
+            return
+        limit = self.unconfirmed[0][0] - 1 if self.unconfirmed else self.pub_seq
+        nacks = self.nacks
+        send = self.send
+        while True:
+            upto = limit
+            if nacks and nacks[0] <= limit:
+                upto = nacks[0] - 1
+            if upto > self.acked_upto:
+                send(spec.BasicAck(upto, upto - self.acked_upto > 1))
+                self.acked_upto = upto
+            if nacks and nacks[0] == self.acked_upto + 1 and nacks[0] <= limit:
+                nacks.popleft()
+                self.acked_upto += 1
+                send(spec.BasicNack(self.acked_upto, False, False))
+                continue
+            break
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _tx_select(self, m: spec.TxSelect) -> None:
+        if self.confirm:
+            raise PreconditionFailed("cannot switch from confirm to tx mode")
+        self.tx = True
+        self.send(spec.TxSelectOk())
+
+    def _tx_commit(self, m: spec.TxCommit) -> None:
+        if not self.tx:
+            raise PreconditionFailed("channel is not transactional")
+        publishes, self.tx_publishes = self.tx_publishes, []
+        settles, self.tx_settles = self.tx_settles, []
+        stored = False
+        for message, mandatory in publishes:
+            stored = self._route(message, mandatory) or stored
+        for kind, tag, multiple, requeue in settles:
+            self.settle(kind, tag, multiple, requeue)
+        if stored or self.tx_commit_waiting:
+            # commit-ok only once the committed messages are on disk (and in order).
+            store = self.node.store
+            self.tx_commit_waiting.append(store.generation)
+            store.wait_for_sync(self)
+        else:
+            self.send(spec.TxCommitOk())
+
+    def _tx_rollback(self, m: spec.TxRollback) -> None:
+        if not self.tx:
+            raise PreconditionFailed("channel is not transactional")
+        self.tx_publishes = []
+        self.tx_settles = []
+        self.send(spec.TxRollbackOk())
+
+    def release_publishing(self) -> None:
+        self.expecting_content = False
+        self._stage = 0
+        self._pub_parts = []
+        self.tx_publishes = []
+        self.tx_settles = []
+        self.unconfirmed.clear()
+        self.nacks.clear()

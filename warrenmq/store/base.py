@@ -1,0 +1,58 @@
+"""The storage interface: what the node needs from persistence, and no more.
+
+A store keeps durable definitions and the persistent messages of durable queues.  Writes
+are grouped: everything appended during one event-loop turn is written together and made
+durable by one fsync; ``generation`` names the group being filled, and ``wait_for_sync``
+asks for ``on_synced(generation)`` once a group is durable (publisher confirms and tx
+commits wait on it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from warrenmq.broker.message import Message
+    from warrenmq.broker.queue import Queue, QueueStore
+
+
+class SyncWaiter(Protocol):
+    def on_synced(self, generation: int) -> None: ...
+
+
+@dataclass
+class RecoveredQueue:
+    """Messages of one durable queue found at start, in queue order."""
+
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class Recovery:
+    definitions: dict[str, Any] | None
+    queues: dict[int, RecoveredQueue]  # by store queue id
+    max_seq: int = 0
+    dropped_records: int = 0
+    truncated_bytes: int = 0
+    seconds: float = 0.0
+
+
+class MessageStore(Protocol):
+    generation: int
+
+    def open(self) -> Recovery: ...
+
+    def queue_store(self, queue: Queue, queue_id: int | None = None) -> QueueStore: ...
+
+    def queue_id(self, queue: Queue) -> int | None: ...
+
+    def save_definitions(self, definitions: dict[str, Any]) -> None: ...
+
+    def has_pending(self) -> bool: ...
+
+    def wait_for_sync(self, waiter: SyncWaiter) -> None: ...
+
+    def load(self, message: Message) -> None: ...
+
+    def close(self) -> None: ...
