@@ -142,13 +142,22 @@ class Queue:
             message.stored = True
         self.stats.publish += 1
         ready = self._ready
-        if not ready and self._groups:
-            consumer = self._next_consumer()
-            if consumer is not None:
-                self._deliver(consumer, message)
-                return True
-        ready.append(message)
-        self.ready_bytes += len(message.body)
+        if self._groups:
+            if not ready:
+                consumer = self._next_consumer()
+                if consumer is not None:
+                    self._deliver(consumer, message)
+                    return True
+                ready.append(message)
+                self.ready_bytes += len(message.body)
+            else:
+                # Older messages wait: queue behind them, then let consumers with credit take.
+                ready.append(message)
+                self.ready_bytes += len(message.body)
+                self.dispatch()
+        else:
+            ready.append(message)
+            self.ready_bytes += len(message.body)
         if message.expires_at:
             self._arm_expiry()
         return True

@@ -61,6 +61,7 @@ class Connection(asyncio.Protocol):
         self.state = _HEADER
         self.reader = FrameReader(spec.FRAME_MIN_SIZE)
         self.out: list[bytes] = []
+        self.out_size = 0  # body bytes in ``out`` (deliveries flush early past a burst size)
         self.flush_pending = False
         self.confirm_channels: list[PublishingMixin] = []  # channels with confirms to send
         self.channels: dict[int, Channel] = {}
@@ -188,6 +189,7 @@ class Connection(asyncio.Protocol):
             for channel in channels:
                 channel.emit_confirms()
         self.flush_pending = False
+        self.out_size = 0
         out = self.out
         if not out or self.transport is None or self.state == _CLOSED:
             out.clear()

@@ -34,6 +34,7 @@ _MESSAGE_COUNT = struct.Struct(">I")
 _DELIVER_ID = b"\x00\x3c\x00\x3c"
 _GET_OK_ID = b"\x00\x3c\x00\x47"
 _END = b"\xce"
+_BURST = 256 * 1024  # body bytes gathered for a connection before writing them out
 
 
 def generated_tag() -> str:
@@ -112,7 +113,12 @@ class ConsumingMixin(ChannelBase):
             )
             if size:
                 conn.out.extend(body_frames(number, body, conn.frame_max))
-        if not conn.flush_pending:
+        # Write out in bounded bursts: the socket's back-pressure (pause_writing) then stops
+        # the dispatch loop mid-way instead of after the whole backlog sits in memory.
+        conn.out_size += size
+        if conn.out_size > _BURST:
+            conn.flush()
+        elif not conn.flush_pending:
             conn.flush_pending = True
             conn.loop.call_soon(conn.flush)
 
