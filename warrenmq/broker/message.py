@@ -40,6 +40,7 @@ class Message:
         "returns",
         "route_raw",
         "routing_key",
+        "segment",
         "seq",
         "stored",
     )
@@ -69,7 +70,8 @@ class Message:
         self.returns = 0  # times handed back to the queue after a delivery
         self.queue: Queue | None = None
         self.consumer: Any = None  # the consumer holding it unacknowledged, if any
-        self.stored = False  # written to the message store for its queue
+        self.stored = False  # in the message store for its queue
+        self.segment = -1  # the store's segment holding it (-1: not written yet)
 
     def copy(self) -> Message:
         """A copy for another queue: same bytes, fresh per-queue state."""
@@ -88,6 +90,7 @@ class Message:
         other.queue = None
         other.consumer = None
         other.stored = False
+        other.segment = -1
         return other
 
     @property

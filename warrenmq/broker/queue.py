@@ -78,6 +78,8 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments: dict[str, Any] = arguments or {}
         self.settings = settings or QueueSettings()
+        self.base_settings = self.settings  # from the arguments; policies add to it
+        self.policy: str | None = None
         self.scheduler = scheduler
         self.stats = stats or QueueStats()
         self.store: QueueStore | None = None
@@ -492,13 +494,15 @@ class Queue:
         return count
 
     def replace_settings(self, settings: QueueSettings) -> None:
-        """Policies changed: new limits apply from now on."""
-        old_priority = self.settings.max_priority
+        """Policies changed: new limits and TTLs apply from now on (and to the backlog)."""
+        if settings == self.settings:
+            return
         self.settings = settings
-        if settings.max_priority != old_priority:
-            pending = list(self._ready)
-            self._ready = Prioritised(settings.max_priority) if settings.max_priority else Fifo()
-            self._ready.extend(pending)
+        if settings.limited and self._ready:
+            while (settings.max_length is not None and len(self._ready) > settings.max_length) or (
+                settings.max_length_bytes is not None and self.ready_bytes > settings.max_length_bytes
+            ):
+                self._discard(self._pop_ready(), "maxlen")
 
 
 _ACCEPT = object()

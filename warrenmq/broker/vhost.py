@@ -18,6 +18,7 @@ from warrenmq.broker.exchanges import EXCHANGE_TYPES, Binding, DefaultExchange, 
 from warrenmq.broker.exchanges.base import freeze
 from warrenmq.broker.exchanges.headers import HeadersExchange, validate_binding_arguments
 from warrenmq.broker.message import Message
+from warrenmq.broker.policies import Policy, effective_settings, policy_for_exchange, policy_for_queue
 from warrenmq.broker.queue import Queue, QueueStore, Scheduler
 from warrenmq.broker.queue_args import (
     TYPE_ARGS,
@@ -65,7 +66,8 @@ class VHost:
         self.tags: list[str] = []
         self.limits: dict[str, int] = {}
         self.dead_letterer: Callable[[Queue], Callable[[Message, str], None] | None] | None = None
-        self.queue_removed: list[Callable[[Queue], None]] = []  # e.g. policies, metrics
+        self.queue_removed: list[Callable[[Queue], None]] = []  # e.g. metrics
+        self.policies: dict[str, Policy] = {}
         for name_, type_ in STANDARD_EXCHANGES:
             self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, name, durable=True)
 
@@ -215,8 +217,7 @@ class VHost:
         """Register a queue (declared or recovered) and wire its hooks."""
         self.queues[queue.name] = queue
         queue.on_unused = self._queue_unused
-        if self.dead_letterer is not None:
-            queue.dead_letter = self.dead_letterer(queue)
+        self._apply_queue_policy(queue)
         if queue.durable and self.storage is not None:
             queue.store = self.storage.queue_store(queue)
             self._changed()
@@ -342,6 +343,37 @@ class VHost:
             if reached:
                 current.stats.publish_out += 1
         return queues
+
+    # -- policies -----------------------------------------------------------------------
+
+    def set_policy(self, policy: Policy) -> None:
+        self.policies[policy.name] = policy
+        self._reapply_policies()
+
+    def clear_policy(self, name: str) -> None:
+        if self.policies.pop(name, None) is None:
+            raise NotFound(f"policy '{name}' not found in vhost '{self.name}'")
+        self._reapply_policies()
+
+    def _reapply_policies(self) -> None:
+        for queue in self.queues.values():
+            self._apply_queue_policy(queue)
+        for exchange in self.exchanges.values():
+            if exchange.name:
+                self._apply_exchange_policy(exchange)
+        self._changed()
+
+    def _apply_queue_policy(self, queue: Queue) -> None:
+        policy = policy_for_queue(list(self.policies.values()), queue.name, queue.base_settings.queue_type)
+        queue.policy = policy.name if policy is not None else None
+        queue.replace_settings(effective_settings(queue.base_settings, policy, queue.arguments))
+        if self.dead_letterer is not None:
+            queue.dead_letter = self.dead_letterer(queue)
+
+    def _apply_exchange_policy(self, exchange: Exchange) -> None:
+        policy = policy_for_exchange(list(self.policies.values()), exchange.name)
+        exchange.policy = policy.name if policy is not None else None
+        exchange.policy_alternate = policy.definition.get("alternate-exchange") if policy is not None else None
 
     # -- connection lifecycle -------------------------------------------------------------
 

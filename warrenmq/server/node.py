@@ -18,15 +18,16 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from warrenmq import __version__
+from warrenmq import __version__, definitions
 from warrenmq.amqp.errors import NotAllowed, PreconditionFailed
 from warrenmq.broker.broker import Broker
 from warrenmq.broker.exchanges import Exchange
-from warrenmq.broker.queue import Queue
+from warrenmq.broker.queue import Queue, QueueStore
 from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
 from warrenmq.server.access import AccessControl
 from warrenmq.server.connection import Connection
+from warrenmq.store.file_store import FileStore, StoreLocked
 from warrenmq.store.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -70,15 +71,90 @@ class Node:
         self.tls_port = 0
         self.management: Any = None
         self._stopping = False
+        self._restoring = False
+        self._definitions_pending = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start_all(self, persistence: bool = True) -> None:
         """Open the store (recovering what it holds), then listen."""
+        if persistence:
+            self.open_store()
+        self.broker.ensure_default(self.settings.default_user, self.settings.default_pass, self.settings.default_vhost)
+        self._save_definitions()
         await self.start()
 
+    def open_store(self) -> None:
+        store = FileStore(
+            self.settings.data_dir, self.loop, segment_size=self.settings.store_segment_size, fsync=self.settings.fsync
+        )
+        try:
+            recovery = store.open()
+        except StoreLocked as exc:
+            raise RuntimeError(str(exc)) from None
+        store.on_disk_full = lambda full: self.set_alarm("disk", full)
+        self.store = store
+        self._restoring = True
+        self.broker.storage = self
+        for vhost in self.broker.vhosts.values():
+            vhost.storage = self
+        try:
+            if recovery.definitions is not None:
+                definitions.import_(self.broker, recovery.definitions)
+            count = 0
+            for vhost in self.broker.vhosts.values():
+                for queue in vhost.queues.values():
+                    qid = store.queue_id(queue)
+                    found = recovery.queues.get(qid) if qid is not None else None
+                    if found is not None and found.messages:
+                        queue.restore(found.messages)
+                        count += len(found.messages)
+        finally:
+            self._restoring = False
+        self.sequence = itertools.count(recovery.max_seq + 1)
+        log.info(
+            "recovered %d messages in %d queues from %s in %.3f s",
+            count,
+            sum(len(v.queues) for v in self.broker.vhosts.values()),
+            self.settings.data_dir,
+            recovery.seconds,
+        )
+        if recovery.dropped_records or recovery.truncated_bytes:
+            log.warning(
+                "message store damage: %d damaged records skipped, %d torn bytes cut off",
+                recovery.dropped_records,
+                recovery.truncated_bytes,
+            )
+
+    # -- storage hooks (the broker model's Storage) -------------------------------------------
+
+    def queue_store(self, queue: Queue) -> QueueStore:
+        return self.store.queue_store(queue)
+
+    def definitions_changed(self) -> None:
+        if self._restoring or self._definitions_pending:
+            return
+        self._definitions_pending = True
+        self.loop.call_soon(self._save_definitions)
+
+    def _save_definitions(self) -> None:
+        self._definitions_pending = False
+        self.store.save_definitions(definitions.export(self.broker, durable_only=True, queue_ids=self.store.queue_id))
+
+    # -- alarms ---------------------------------------------------------------------------------
+
+    def set_alarm(self, name: str, on: bool) -> None:
+        before = bool(self.alarms)
+        if on:
+            self.alarms.add(name)
+        else:
+            self.alarms.discard(name)
+        if bool(self.alarms) != before:
+            log.warning("resource alarm %s: %s", "set" if self.alarms else "cleared", name)
+            for conn in list(self.connections):
+                conn.set_blocked(bool(self.alarms), self.alarm_reason())
+
     async def start(self) -> None:
-        self.broker.ensure_default(self.settings.default_user, self.settings.default_pass, self.settings.default_vhost)
         server = await self.loop.create_server(
             lambda: Connection(self), sock=listen_socket(self.settings.host, self.settings.port), backlog=4096
         )
@@ -123,6 +199,8 @@ class Node:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        if self._definitions_pending:
+            self._save_definitions()
         self.store.close()
         log.info("stopped")
 

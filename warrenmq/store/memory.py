@@ -44,7 +44,7 @@ class MemoryStore:
     def open(self) -> Recovery:
         return Recovery(definitions=None, queues={})
 
-    def queue_store(self, queue: Queue, queue_id: int | None = None) -> _NullQueueStore:
+    def queue_store(self, queue: Queue) -> _NullQueueStore:
         return _NullQueueStore()
 
     def queue_id(self, queue: Queue) -> int | None:

@@ -73,6 +73,7 @@ class Exchange:
         self.exchange_bindings = 0  # bindings whose destination is an exchange
         self.alternate: str | None = self.arguments.value("alternate-exchange")
         self.policy_alternate: str | None = None
+        self.policy: str | None = None
         self.stats = ExchangeStats()
         self.deleted = False
         self._init_index()

@@ -1,0 +1,604 @@
+"""The embedded message store: append-only segment files with group commit.
+
+Theory of operation.  Appends made during one event-loop turn are held in memory and, at
+the end of the turn (``_commit``), written with ``os.writev`` to the current segment; one
+fsync in a worker thread then makes the whole group durable, and everything that arrived
+while it ran is covered by the next one.  A message published and acknowledged within the
+same turn is never written at all.  Acknowledgements and "delivered" marks go to the ack
+file of the message's segment without an fsync of their own: losing the last few after a
+crash only means a redelivery, flagged redelivered.
+
+Each segment counts its live (queue, message) references; a segment whose count reaches
+zero is deleted with its ack file.  Recovery reads every segment once (checksums detect torn
+or damaged records), drops what the ack files settled, and hands each durable queue its
+messages in order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from warrenmq.amqp.frames import peek_delivery
+from warrenmq.broker.message import Message
+from warrenmq.store import records
+from warrenmq.store.base import RecoveredQueue, Recovery, SyncWaiter
+
+if TYPE_CHECKING:
+    from warrenmq.broker.queue import Queue
+
+log = logging.getLogger("warrenmq.store")
+
+_IOV_MAX = 1000
+
+
+class StoreLocked(RuntimeError):
+    pass
+
+
+class Scheduler(Protocol):
+    """The event loop's calls the store uses (an asyncio loop fits)."""
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> Any: ...
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Any: ...
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any: ...
+
+
+class Segment:
+    __slots__ = ("ack_fd", "ack_path", "live", "number", "path", "size")
+
+    def __init__(self, number: int, directory: Path) -> None:
+        self.number = number
+        self.path = directory / f"{number:08d}.seg"
+        self.ack_path = directory / f"{number:08d}.ack"
+        self.live = 0
+        self.size = 0
+        self.ack_fd = -1
+
+
+class FileQueueStore:
+    """A durable queue's handle: which of its messages live in which segment."""
+
+    __slots__ = ("counts", "deleted", "key", "queue_id", "store")
+
+    def __init__(self, store: FileStore, queue_id: int, key: tuple[str, str]) -> None:
+        self.store = store
+        self.queue_id = queue_id
+        self.key = key
+        self.counts: dict[int, int] = {}
+        self.deleted = False
+
+    def append(self, message: Message) -> None:
+        self.store.append(self, message)
+
+    def ack(self, message: Message) -> None:
+        self.store.ack(self, message)
+
+    def delivered(self, message: Message) -> None:
+        self.store.mark_delivered(self, message)
+
+    def purge(self) -> None:
+        pass  # the queue acknowledges each purged message
+
+    def delete(self) -> None:
+        self.store.drop_queue(self)
+
+
+class FileStore:
+    def __init__(
+        self,
+        directory: str | Path,
+        loop: Scheduler,
+        segment_size: int = 64 * 1024 * 1024,
+        fsync: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.messages_dir = self.directory / "msgs"
+        self.definitions_path = self.directory / "definitions.json"
+        self._loop = loop
+        self._call_soon = loop.call_soon
+        self._call_soon_threadsafe = loop.call_soon_threadsafe
+        self.segment_size = segment_size
+        self.fsync_enabled = fsync
+        self.generation = 0  # the group being filled
+        self.synced = -1  # the last group known durable
+        self._written = -1  # the last group written (not yet necessarily synced)
+        self._lock_fd = -1
+        self._segments: dict[int, Segment] = {}
+        self._current: Segment | None = None
+        self._fd = -1
+        self._pending: list[list[Any]] = []  # [seq, [(handle, message), ...]]
+        self._pending_by_seq: dict[int, list[Any]] = {}
+        self._acks: dict[int, list[bytes]] = {}
+        self._commit_scheduled = False
+        self._syncing = False
+        self._dirty_fds: set[int] = set()
+        self._closing_fds: list[int] = []
+        self._waiters: set[SyncWaiter] = set()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warren-fsync")
+        self._queue_ids: dict[tuple[str, str], int] = {}
+        self._handles: dict[int, FileQueueStore] = {}
+        self.next_queue_id = 1
+        self._recovered_counts: dict[int, dict[int, int]] = {}
+        self.on_disk_full: Callable[[bool], None] | None = None
+        self.disk_full = False
+        self.stats = {"dropped_records": 0, "truncated_bytes": 0}
+
+    # -- opening ------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StoreLocked(
+                f"data directory {self.directory} is in use by another WarrenMQ server (pid {owner})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def open(self) -> Recovery:
+        started = time.perf_counter()
+        self.lock()
+        self.messages_dir.mkdir(exist_ok=True)
+        definitions = self._read_definitions()
+        if definitions is not None:
+            ids = definitions.get("warren", {})
+            self.next_queue_id = int(ids.get("next_queue_id", 1))
+            for entry in definitions.get("queues", []):
+                if "warren_id" in entry:
+                    self._queue_ids[(entry["vhost"], entry["name"])] = int(entry["warren_id"])
+        known = set(self._queue_ids.values())
+        recovered: dict[int, RecoveredQueue] = {qid: RecoveredQueue() for qid in known}
+        numbers = sorted(int(p.stem) for p in self.messages_dir.glob("*.seg"))
+        max_seq = 0
+        dropped = truncated = 0
+        for number in numbers:
+            segment = Segment(number, self.messages_dir)
+            self._segments[number] = segment
+            found_seq, d, t = self._recover_segment(segment, known, recovered, last=number == numbers[-1])
+            max_seq = max(max_seq, found_seq)
+            dropped += d
+            truncated += t
+        for number in numbers[:-1]:
+            segment = self._segments[number]
+            if segment.live == 0:
+                self._delete_segment(segment)
+        self._open_current(numbers[-1] if numbers else 1)
+        for _qid, entry in recovered.items():
+            entry.messages.sort(key=_seq)
+        self.stats = {"dropped_records": dropped, "truncated_bytes": truncated}
+        return Recovery(
+            definitions=definitions,
+            queues=recovered,
+            max_seq=max_seq,
+            dropped_records=dropped,
+            truncated_bytes=truncated,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _recover_segment(
+        self, segment: Segment, known: set[int], recovered: dict[int, RecoveredQueue], last: bool
+    ) -> tuple[int, int, int]:
+        acked: set[tuple[int, int]] = set()
+        delivered: set[tuple[int, int]] = set()
+        dropped = truncated = 0
+        if segment.ack_path.exists():
+            data = segment.ack_path.read_bytes()
+            entries, damaged = records.scan_acks(data)
+            if damaged:
+                log.warning("%s: %d damaged ack records skipped", segment.ack_path.name, damaged)
+                dropped += damaged
+            if len(data) % records.ACK_SIZE:
+                os.truncate(segment.ack_path, len(data) - len(data) % records.ACK_SIZE)
+            for qid, msg_id, is_delivery in entries:
+                (delivered if is_delivery else acked).add((qid, msg_id))
+        data = segment.path.read_bytes()
+        result = records.scan(data)
+        for offset, what in result.corrupt:
+            log.warning("%s: damaged record at offset %d skipped (%s)", segment.path.name, offset, what)
+            dropped += 1
+        if result.torn_tail:
+            log.warning(
+                "%s: %d bytes at the tail are not a whole record (torn write); cut off",
+                segment.path.name,
+                result.torn_tail,
+            )
+            os.truncate(segment.path, result.good_end)
+            truncated += result.torn_tail
+        segment.size = result.good_end
+        max_seq = 0
+        for record in result.records:
+            max_seq = max(max_seq, record.msg_id)
+            for qid in record.queue_ids:
+                if qid not in known or (qid, record.msg_id) in acked:
+                    continue
+                exchange, routing_key = _split_route(record.route)
+                message = Message(record.msg_id, exchange, routing_key, record.route, record.header, record.body, True)
+                _mode, message.priority, message.expiration = peek_delivery(record.header)
+                message.segment = segment.number
+                message.stored = True
+                if (qid, record.msg_id) in delivered:
+                    message.returns = 1
+                recovered[qid].messages.append(message)
+                segment.live += 1
+                counts = self._recovered_counts.setdefault(qid, {})
+                counts[segment.number] = counts.get(segment.number, 0) + 1
+        return max_seq, dropped, truncated
+
+    def _open_current(self, number: int) -> None:
+        segment = self._segments.get(number)
+        if segment is None:
+            segment = self._segments[number] = Segment(number, self.messages_dir)
+        self._current = segment
+        self._fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        segment.size = os.fstat(self._fd).st_size
+
+    def _read_definitions(self) -> dict[str, Any] | None:
+        try:
+            text = self.definitions_path.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            backup = self.definitions_path.with_suffix(".json.bad")
+            os.replace(self.definitions_path, backup)
+            log.error("definitions file unreadable (%s); moved aside to %s", exc, backup.name)
+            return None
+        return data
+
+    # -- definitions --------------------------------------------------------------------
+
+    def queue_id(self, queue: Queue) -> int | None:
+        return self._queue_ids.get((queue.vhost, queue.name))
+
+    def queue_store(self, queue: Queue) -> FileQueueStore:
+        """The handle of a durable queue: its recovered id, or a new one."""
+        key = (queue.vhost, queue.name)
+        queue_id = self._queue_ids.get(key)
+        if queue_id is None:
+            queue_id = self.next_queue_id
+            self.next_queue_id += 1
+            self._queue_ids[key] = queue_id
+        handle = FileQueueStore(self, queue_id, key)
+        handle.counts = self._recovered_counts.pop(queue_id, {})
+        self._handles[queue_id] = handle
+        return handle
+
+    def save_definitions(self, definitions: dict[str, Any]) -> None:
+        """Write the definitions atomically and durably (temp file, fsync, rename)."""
+        definitions = dict(definitions)
+        definitions["warren"] = {"next_queue_id": self.next_queue_id}
+        tmp = self.definitions_path.with_suffix(".json.tmp")
+        data = json.dumps(definitions, indent=1, sort_keys=True).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            if self.fsync_enabled:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.definitions_path)
+        if self.fsync_enabled:
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def append(self, handle: FileQueueStore, message: Message) -> None:
+        seq = message.seq
+        entry = self._pending_by_seq.get(seq)
+        if entry is None:
+            entry = [seq, [(handle, message)]]
+            self._pending.append(entry)
+            self._pending_by_seq[seq] = entry
+            if not self._commit_scheduled:
+                self._commit_scheduled = True
+                self._call_soon(self._commit)
+        else:
+            entry[1].append((handle, message))  # the same message routed to another durable queue
+
+    def ack(self, handle: FileQueueStore, message: Message) -> None:
+        number = message.segment
+        if number < 0:
+            # Still in this turn's group: it need never be written for this queue.
+            entry = self._pending_by_seq.get(message.seq)
+            if entry is not None:
+                entry[1] = [pair for pair in entry[1] if pair[1] is not message]
+            return
+        if handle.deleted:
+            return
+        segment = self._segments.get(number)
+        if segment is None:
+            return
+        segment.live -= 1
+        counts = handle.counts
+        counts[number] = counts.get(number, 1) - 1
+        if segment.live == 0 and segment is not self._current:
+            self._acks.pop(number, None)
+            self._delete_segment(segment)
+            return
+        pending = self._acks.get(number)
+        if pending is None:
+            pending = self._acks[number] = []
+            if not self._commit_scheduled:
+                self._commit_scheduled = True
+                self._call_soon(self._commit)
+        pending.append(records.encode_ack(handle.queue_id, message.seq))
+
+    def mark_delivered(self, handle: FileQueueStore, message: Message) -> None:
+        number = message.segment
+        if number < 0:
+            return
+        pending = self._acks.get(number)
+        if pending is None:
+            pending = self._acks[number] = []
+            if not self._commit_scheduled:
+                self._commit_scheduled = True
+                self._call_soon(self._commit)
+        pending.append(records.encode_ack(handle.queue_id, message.seq, delivered=True))
+
+    def drop_queue(self, handle: FileQueueStore) -> None:
+        """A durable queue was deleted: its messages no longer keep segments alive."""
+        handle.deleted = True
+        for entry in self._pending:
+            entry[1] = [pair for pair in entry[1] if pair[0] is not handle]
+        for number, count in handle.counts.items():
+            segment = self._segments.get(number)
+            if segment is None:
+                continue
+            segment.live -= count
+            if segment.live <= 0 and segment is not self._current:
+                self._acks.pop(number, None)
+                self._delete_segment(segment)
+        handle.counts.clear()
+        self._handles.pop(handle.queue_id, None)
+        if self._queue_ids.get(handle.key) == handle.queue_id:
+            del self._queue_ids[handle.key]
+
+    # -- group commit -------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        self._commit_scheduled = False
+        try:
+            wrote = self._write_messages()
+            self._write_acks()
+        except OSError as exc:
+            self._write_failed(exc)
+            return
+        if self.disk_full:
+            self.disk_full = False
+            if self.on_disk_full is not None:
+                self.on_disk_full(False)
+        generation = self.generation
+        self.generation += 1
+        self._written = generation
+        if not wrote and not self._syncing and self.synced < generation:
+            # Nothing new to make durable: the group is as durable as the last one.
+            if self._dirty_fds:
+                self._start_sync()
+            else:
+                self._finish_sync(generation)
+            return
+        if not self._syncing:
+            self._start_sync()
+
+    def _write_messages(self) -> bool:
+        pending = self._pending
+        if not pending:
+            return False
+        assert self._current is not None
+        pieces: list[bytes] = []
+        placed: list[tuple[FileQueueStore, Message]] = []
+        segment = self._current
+        size = segment.size
+        for _seq, pairs in pending:
+            if not pairs:
+                continue
+            message = pairs[0][1]
+            record = records.encode_message(
+                message.seq, [h.queue_id for h, _ in pairs], message.route_raw, message.header, message.body
+            )
+            pieces.extend(record)
+            size += sum(len(p) for p in record)
+            placed.extend(pairs)
+        if pieces:
+            self._writev(pieces)
+            segment.size = size
+            number = segment.number
+            segment.live += len(placed)
+            for handle, message in placed:
+                message.segment = number
+                counts = handle.counts
+                counts[number] = counts.get(number, 0) + 1
+            self._dirty_fds.add(self._fd)
+        self._pending = []
+        self._pending_by_seq = {}
+        if segment.size >= self.segment_size:
+            self._roll_over()
+        return bool(pieces)
+
+    def _writev(self, pieces: list[bytes]) -> None:
+        fd = self._fd
+        assert self._current is not None
+        start = self._current.size
+        try:
+            for i in range(0, len(pieces), _IOV_MAX):
+                batch = pieces[i : i + _IOV_MAX]
+                total = sum(len(p) for p in batch)
+                written = os.writev(fd, batch)
+                while written < total:  # short write: finish it
+                    joined = b"".join(batch)[written:]
+                    written += os.write(fd, joined)
+        except OSError:
+            os.ftruncate(fd, start)  # never leave half a group behind
+            raise
+
+    def _write_acks(self) -> None:
+        acks = self._acks
+        if not acks:
+            return
+        self._acks = {}
+        for number, entries in acks.items():
+            segment = self._segments.get(number)
+            if segment is None:
+                continue
+            if segment.ack_fd < 0:
+                segment.ack_fd = os.open(segment.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.write(segment.ack_fd, b"".join(entries))
+
+    def _write_failed(self, exc: OSError) -> None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if not self.disk_full:
+                log.error("disk full: publishing blocked until space is freed")
+                self.disk_full = True
+                if self.on_disk_full is not None:
+                    self.on_disk_full(True)
+        else:
+            log.error("message store write failed: %s; retrying", exc)
+        # Keep everything pending (nothing is confirmed) and try again shortly.
+        self._loop.call_later(1.0, self._retry_commit)
+
+    def _retry_commit(self) -> None:
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._commit()
+
+    def _roll_over(self) -> None:
+        assert self._current is not None
+        old = self._current
+        self._closing_fds.append(self._fd)
+        self._open_current(old.number + 1)
+        if old.live == 0:
+            self._delete_segment(old)
+
+    def _start_sync(self) -> None:
+        self._syncing = True
+        generation = self._written
+        fds = list(self._dirty_fds)
+        self._dirty_fds.clear()
+        closing, self._closing_fds = self._closing_fds, []
+        future = self._executor.submit(_fsync_all, fds if self.fsync_enabled else [], closing)
+        future.add_done_callback(lambda f: self._call_soon_threadsafe(self._sync_done, generation, f))
+
+    def _sync_done(self, generation: int, future: concurrent.futures.Future[None]) -> None:
+        self._syncing = False
+        error = future.exception()
+        if error is not None:
+            log.error("fsync failed: %s; confirms held back, retrying", error)
+            self._dirty_fds.add(self._fd)
+            self._loop.call_later(1.0, self._start_sync_if_needed)
+            return
+        self._finish_sync(generation)
+        if self._written > generation:
+            self._start_sync()
+
+    def _start_sync_if_needed(self) -> None:
+        if not self._syncing:
+            self._start_sync()
+
+    def _finish_sync(self, generation: int) -> None:
+        if generation > self.synced:
+            self.synced = generation
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            waiter.on_synced(self.synced)
+
+    def has_pending(self) -> bool:
+        return bool(self._pending) or self._syncing or self._written > self.synced
+
+    def wait_for_sync(self, waiter: SyncWaiter) -> None:
+        self._waiters.add(waiter)
+        if not self._commit_scheduled and not self._syncing:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
+
+    # -- reading back -------------------------------------------------------------------
+
+    def load(self, message: Message) -> None:
+        """Messages are kept in memory in this version; nothing to load."""
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def _delete_segment(self, segment: Segment) -> None:
+        if segment.ack_fd >= 0:
+            os.close(segment.ack_fd)
+            segment.ack_fd = -1
+        for path in (segment.path, segment.ack_path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        self._segments.pop(segment.number, None)
+
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def disk_usage(self) -> int:
+        total = 0
+        for segment in self._segments.values():
+            total += segment.size
+        return total
+
+    def close(self) -> None:
+        """Write what is pending, fsync everything, release the lock."""
+        if self._commit_scheduled or self._pending or self._acks:
+            try:
+                self._write_messages()
+                self._write_acks()
+            except OSError as exc:
+                log.error("could not write pending messages at shutdown: %s", exc)
+        self._executor.shutdown(wait=True)
+        fds = [self._fd, *self._closing_fds] + [s.ack_fd for s in self._segments.values() if s.ack_fd >= 0]
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    if self.fsync_enabled:
+                        os.fsync(fd)
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._fd = -1
+        for segment in self._segments.values():
+            segment.ack_fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def _fsync_all(fds: list[int], closing: list[int]) -> None:
+    for fd in fds:
+        os.fsync(fd)
+    for fd in closing:
+        os.fsync(fd)
+        os.close(fd)
+
+
+def _seq(message: Message) -> int:
+    return message.seq
+
+
+def _split_route(route: bytes) -> tuple[str, str]:
+    n = route[0]
+    exchange = route[1 : 1 + n].decode()
+    m = route[1 + n]
+    return exchange, route[2 + n : 2 + n + m].decode()
