@@ -50,6 +50,18 @@ class Fifo(deque[Message]):
     def peek(self) -> Message | None:
         return self[0] if self else None
 
+    def take_in_memory(self) -> list[Message]:
+        out = list(self)
+        self.clear()
+        return out
+
+    def drop_tail(self) -> int:
+        return 0  # nothing is paged out
+
+    @property
+    def paged(self) -> int:
+        return 0
+
 
 class Prioritised:
     """Highest priority first, FIFO within a priority (x-max-priority queues)."""
@@ -106,6 +118,18 @@ class Prioritised:
         for level in self._levels:
             level.clear()
         self._count = 0
+
+    def take_in_memory(self) -> list[Message]:
+        out = list(self)
+        self.clear()
+        return out
+
+    def drop_tail(self) -> int:
+        return 0
+
+    @property
+    def paged(self) -> int:
+        return 0
 
     def __len__(self) -> int:
         return self._count

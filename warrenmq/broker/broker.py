@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from warrenmq.amqp.errors import NotFound, PreconditionFailed
-from warrenmq.broker.queue import Scheduler
+from warrenmq.broker.queue import Backlog, Queue, Scheduler
 from warrenmq.broker.users import UserStore
 from warrenmq.broker.vhost import Storage, VHost
 
@@ -14,11 +16,13 @@ class Broker:
         self.storage = storage
         self.vhosts: dict[str, VHost] = {}
         self.users = UserStore()
+        self.backlog_factory: Callable[[Queue], Backlog] | None = None
 
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VHost(name, self.scheduler, self.storage)
+            vhost.backlog_factory = self.backlog_factory
             if self.storage is not None:
                 self.storage.definitions_changed()
         return vhost

@@ -34,6 +34,7 @@ class Message:
         "expiration",
         "expires_at",
         "header",
+        "offset",
         "persistent",
         "priority",
         "queue",
@@ -72,6 +73,7 @@ class Message:
         self.consumer: Any = None  # the consumer holding it unacknowledged, if any
         self.stored = False  # in the message store for its queue
         self.segment = -1  # the store's segment holding it (-1: not written yet)
+        self.offset = 0  # where in that segment
 
     def copy(self) -> Message:
         """A copy for another queue: same bytes, fresh per-queue state."""
@@ -91,6 +93,7 @@ class Message:
         other.consumer = None
         other.stored = False
         other.segment = -1
+        other.offset = 0
         return other
 
     @property

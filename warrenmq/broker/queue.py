@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from warrenmq.broker.backlog import Fifo, Prioritised
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
+from warrenmq.broker.paging import PagedFifo
 from warrenmq.broker.queue_args import QueueSettings
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class QueueStore(Protocol):
 
 
 DeadLetter = Callable[[Message, str], None]
+Backlog = Fifo | Prioritised | PagedFifo
 
 
 class Queue:
@@ -68,6 +70,7 @@ class Queue:
         settings: QueueSettings | None = None,
         scheduler: Scheduler | None = None,
         stats: QueueStats | None = None,
+        backlog_factory: Callable[[Queue], Backlog] | None = None,
     ) -> None:
         from warrenmq.broker.stats import QueueStats
 
@@ -86,7 +89,13 @@ class Queue:
         self.dead_letter: DeadLetter | None = None  # set by the vhost when a DLX applies
         self.on_unused: Callable[[Queue], None] | None = None  # auto-delete / expiry hook
         max_priority = self.settings.max_priority
-        self._ready: Fifo | Prioritised = Prioritised(max_priority) if max_priority else Fifo()
+        self._ready: Backlog
+        if max_priority:
+            self._ready = Prioritised(max_priority)
+        elif backlog_factory is not None:
+            self._ready = backlog_factory(self)
+        else:
+            self._ready = Fifo()
         self.ready_bytes = 0
         self.unacked = 0
         self._groups: list[deque[Consumer]] = []  # consumers by priority, highest first
@@ -458,21 +467,28 @@ class Queue:
         """Drop every ready message; returns how many."""
         ready = self._ready
         count = len(ready)
-        stored = [m for m in ready if m.stored]
-        ready.clear()
-        self.ready_bytes = 0
-        if self.store is not None and stored:
-            for message in stored:
+        for message in ready.take_in_memory():
+            if message.stored and self.store is not None:
                 self.store.ack(message)
+        ready.drop_tail()  # paged messages are released by the pager
+        self.ready_bytes = 0
         return count
 
     def restore(self, messages: list[Message]) -> None:
-        """Put recovered messages (already in the store, in order) into the queue."""
+        """Put recovered messages (in the store, in order) into the queue."""
         for message in messages:
             message.queue = self
             message.stored = True
             self._ready.append(message)
             self.ready_bytes += len(message.body)
+
+    @property
+    def backlog(self) -> Backlog:
+        return self._ready
+
+    @property
+    def paged_count(self) -> int:
+        return self._ready.paged
 
     def delete(self) -> int:
         """Mark deleted, cancel consumers, drop messages.  Returns the ready count."""
@@ -487,10 +503,10 @@ class Queue:
         self.single_active = None
         for consumer in consumers:
             consumer.target.consumer_cancelled(consumer)
+        if self.store is not None:
+            self.store.delete()  # first: then releasing paged entries writes no acks
         self._ready.clear()
         self.ready_bytes = 0
-        if self.store is not None:
-            self.store.delete()
         return count
 
     def replace_settings(self, settings: QueueSettings) -> None:

@@ -19,7 +19,7 @@ from warrenmq.broker.exchanges.base import freeze
 from warrenmq.broker.exchanges.headers import HeadersExchange, validate_binding_arguments
 from warrenmq.broker.message import Message
 from warrenmq.broker.policies import Policy, effective_settings, policy_for_exchange, policy_for_queue
-from warrenmq.broker.queue import Queue, QueueStore, Scheduler
+from warrenmq.broker.queue import Backlog, Queue, QueueStore, Scheduler
 from warrenmq.broker.queue_args import (
     TYPE_ARGS,
     assert_equivalent_args,
@@ -68,6 +68,7 @@ class VHost:
         self.dead_letterer: Callable[[Queue], Callable[[Message, str], None] | None] | None = None
         self.queue_removed: list[Callable[[Queue], None]] = []  # e.g. metrics
         self.policies: dict[str, Policy] = {}
+        self.backlog_factory: Callable[[Queue], Backlog] | None = None  # paging, when a store pages
         for name_, type_ in STANDARD_EXCHANGES:
             self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, name, durable=True)
 
@@ -209,6 +210,7 @@ class VHost:
             arguments=arguments,
             settings=settings,
             scheduler=self.scheduler,
+            backlog_factory=self.backlog_factory,
         )
         self.add_queue(queue)
         return queue

@@ -11,22 +11,26 @@ import asyncio
 import ipaddress
 import itertools
 import logging
+import os
 import platform
 import socket
 import ssl
 import sys
 import time
+from array import array
 from typing import TYPE_CHECKING, Any
 
 from warrenmq import __version__, definitions
 from warrenmq.amqp.errors import NotAllowed, PreconditionFailed
 from warrenmq.broker.broker import Broker
 from warrenmq.broker.exchanges import Exchange
+from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
 from warrenmq.broker.queue import Queue, QueueStore
 from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
 from warrenmq.server.access import AccessControl
 from warrenmq.server.connection import Connection
+from warrenmq.store.base import RecoveredQueue
 from warrenmq.store.file_store import FileStore, StoreLocked
 from warrenmq.store.memory import MemoryStore
 
@@ -73,6 +77,7 @@ class Node:
         self._stopping = False
         self._restoring = False
         self._definitions_pending = False
+        self.memory_budget = MemoryBudget(self.queue_memory_budget())
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -96,8 +101,15 @@ class Node:
         self.store = store
         self._restoring = True
         self.broker.storage = self
+        budget = self.memory_budget
+
+        def paged(queue: Queue) -> PagedFifo:
+            return PagedFifo(store, budget, self.settings.queue_head_limit, queue)
+
+        self.broker.backlog_factory = paged
         for vhost in self.broker.vhosts.values():
             vhost.storage = self
+            vhost.backlog_factory = paged
         try:
             if recovery.definitions is not None:
                 definitions.import_(self.broker, recovery.definitions)
@@ -106,9 +118,9 @@ class Node:
                 for queue in vhost.queues.values():
                     qid = store.queue_id(queue)
                     found = recovery.queues.get(qid) if qid is not None else None
-                    if found is not None and found.messages:
-                        queue.restore(found.messages)
-                        count += len(found.messages)
+                    if found is not None and len(found):
+                        self._restore_queue(queue, found)
+                        count += len(found)
         finally:
             self._restoring = False
         self.sequence = itertools.count(recovery.max_seq + 1)
@@ -125,6 +137,20 @@ class Node:
                 recovery.dropped_records,
                 recovery.truncated_bytes,
             )
+
+    def _restore_queue(self, queue: Queue, found: RecoveredQueue) -> None:
+        backlog = queue.backlog
+        if isinstance(backlog, PagedFifo):
+            backlog.restore(found.seqs, found.locations, found.sizes, found.returns)
+            queue.ready_bytes += sum(found.sizes)
+            return
+        # Priority queues keep everything in memory: read it all back now.
+        tail = TailEntries()
+        tail.seqs, tail.locations, tail.sizes, tail.returns = found.seqs, found.locations, found.sizes, found.returns
+        tail.deadlines = array("d", bytes(8 * len(found)))
+        tail.persistent = bytearray(b"\x01" * len(found))
+        assert isinstance(self.store, FileStore)
+        queue.restore(self.store.page_in(tail, len(found), queue))
 
     # -- storage hooks (the broker model's Storage) -------------------------------------------
 
@@ -173,7 +199,15 @@ class Node:
             self.servers.append(tls_server)
             self.tls_port = tls_server.sockets[0].getsockname()[1]
             log.info("started TLS listener on %s:%d", _host(address[0]), self.tls_port)
+        if self.settings.management_port > 0:
+            await self.start_management()
         log.info("Server startup complete; AMQP port %d", self.amqp_port)
+
+    async def start_management(self) -> None:
+        """The management HTTP API (warrenmq.management) in this event loop."""
+        from warrenmq.management.server import start_management
+
+        self.management = await start_management(self)
 
     def tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -191,6 +225,8 @@ class Node:
         self._stopping = True
         for server in self.servers:
             server.close()
+        if self.management is not None:
+            await self.management.stop()
         for conn in list(self.connections):
             conn.close(320, "broker forced connection closure with reason 'shutdown'")
         deadline = self.loop.time() + 2.0
@@ -261,6 +297,22 @@ class Node:
             "version": COMPATIBLE_VERSION,
             "warrenmq_version": __version__,
         }
+
+    def queue_memory_budget(self) -> int:
+        """Bytes of message bodies queues may keep in memory before paging to disk."""
+        if self.settings.queue_memory_budget:
+            return self.settings.queue_memory_budget
+        return max(64 * 1024 * 1024, self.memory_limit() // 4)
+
+    def memory_limit(self) -> int:
+        """The memory high watermark in bytes (relative to RAM, or absolute)."""
+        if self.settings.memory_high_watermark_absolute:
+            return self.settings.memory_high_watermark_absolute
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            total = 4 * 1024**3
+        return int(total * self.settings.memory_high_watermark)
 
     def alarm_reason(self) -> str:
         return " & ".join(sorted(self.alarms)) or "low on resources"

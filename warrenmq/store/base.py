@@ -9,11 +9,11 @@ commits wait on it).
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from warrenmq.broker.message import Message
     from warrenmq.broker.queue import Queue, QueueStore
 
 
@@ -23,9 +23,15 @@ class SyncWaiter(Protocol):
 
 @dataclass
 class RecoveredQueue:
-    """Messages of one durable queue found at start, in queue order."""
+    """Where the messages of one durable queue are, in queue order (nothing read yet)."""
 
-    messages: list[Message] = field(default_factory=list)
+    seqs: array[int] = field(default_factory=lambda: array("Q"))
+    locations: array[int] = field(default_factory=lambda: array("Q"))  # segment << 40 | offset
+    sizes: array[int] = field(default_factory=lambda: array("I"))
+    returns: array[int] = field(default_factory=lambda: array("H"))
+
+    def __len__(self) -> int:
+        return len(self.seqs)
 
 
 @dataclass
@@ -52,7 +58,5 @@ class MessageStore(Protocol):
     def has_pending(self) -> bool: ...
 
     def wait_for_sync(self, waiter: SyncWaiter) -> None: ...
-
-    def load(self, message: Message) -> None: ...
 
     def close(self) -> None: ...

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from warrenmq.amqp.frames import peek_delivery
 from warrenmq.broker.message import Message
+from warrenmq.broker.paging import PagedFifo, TailEntries
 from warrenmq.store import records
 from warrenmq.store.base import RecoveredQueue, Recovery, SyncWaiter
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("warrenmq.store")
 
 _IOV_MAX = 1000
+_OFFSET_MASK = (1 << 40) - 1
 
 
 class StoreLocked(RuntimeError):
@@ -120,6 +122,8 @@ class FileStore:
         self._pending: list[list[Any]] = []  # [seq, [(handle, message), ...]]
         self._pending_by_seq: dict[int, list[Any]] = {}
         self._acks: dict[int, list[bytes]] = {}
+        self._staged: list[PagedFifo] = []
+        self._read_fds: dict[int, int] = {}
         self._commit_scheduled = False
         self._syncing = False
         self._dirty_fds: set[int] = set()
@@ -180,8 +184,6 @@ class FileStore:
             if segment.live == 0:
                 self._delete_segment(segment)
         self._open_current(numbers[-1] if numbers else 1)
-        for _qid, entry in recovered.items():
-            entry.messages.sort(key=_seq)
         self.stats = {"dropped_records": dropped, "truncated_bytes": truncated}
         return Recovery(
             definitions=definitions,
@@ -195,8 +197,8 @@ class FileStore:
     def _recover_segment(
         self, segment: Segment, known: set[int], recovered: dict[int, RecoveredQueue], last: bool
     ) -> tuple[int, int, int]:
-        acked: set[tuple[int, int]] = set()
-        delivered: set[tuple[int, int]] = set()
+        settled: set[int] = set()  # (message id << 32 | queue id) acknowledged
+        delivered: set[int] = set()
         dropped = truncated = 0
         if segment.ack_path.exists():
             data = segment.ack_path.read_bytes()
@@ -207,9 +209,10 @@ class FileStore:
             if len(data) % records.ACK_SIZE:
                 os.truncate(segment.ack_path, len(data) - len(data) % records.ACK_SIZE)
             for qid, msg_id, is_delivery in entries:
-                (delivered if is_delivery else acked).add((qid, msg_id))
+                (delivered if is_delivery else settled).add(msg_id << 32 | qid)
         data = segment.path.read_bytes()
-        result = records.scan(data)
+        index, result = records.scan_index(data)
+        del data
         for offset, what in result.corrupt:
             log.warning("%s: damaged record at offset %d skipped (%s)", segment.path.name, offset, what)
             dropped += 1
@@ -223,22 +226,27 @@ class FileStore:
             truncated += result.torn_tail
         segment.size = result.good_end
         max_seq = 0
-        for record in result.records:
-            max_seq = max(max_seq, record.msg_id)
-            for qid in record.queue_ids:
-                if qid not in known or (qid, record.msg_id) in acked:
+        base = segment.number << 40
+        number = segment.number
+        live = 0
+        for offset, kind, msg_id, queue_ids, size in index:
+            if msg_id > max_seq:
+                max_seq = msg_id
+            if kind != records.KIND_MESSAGE:
+                continue  # a page-out copy: nothing to recover
+            for qid in queue_ids:
+                key = msg_id << 32 | qid
+                if qid not in known or key in settled:
                     continue
-                exchange, routing_key = _split_route(record.route)
-                message = Message(record.msg_id, exchange, routing_key, record.route, record.header, record.body, True)
-                _mode, message.priority, message.expiration = peek_delivery(record.header)
-                message.segment = segment.number
-                message.stored = True
-                if (qid, record.msg_id) in delivered:
-                    message.returns = 1
-                recovered[qid].messages.append(message)
-                segment.live += 1
+                entry = recovered[qid]
+                entry.seqs.append(msg_id)
+                entry.locations.append(base | offset)
+                entry.sizes.append(size)
+                entry.returns.append(1 if key in delivered else 0)
+                live += 1
                 counts = self._recovered_counts.setdefault(qid, {})
-                counts[segment.number] = counts.get(segment.number, 0) + 1
+                counts[number] = counts.get(number, 0) + 1
+        segment.live = live
         return max_seq, dropped, truncated
 
     def _open_current(self, number: int) -> None:
@@ -325,11 +333,14 @@ class FileStore:
             if entry is not None:
                 entry[1] = [pair for pair in entry[1] if pair[1] is not message]
             return
+        segment = self._segments.get(number)
+        if segment is not None:
+            self._ack_at(handle, message.seq, segment)
+
+    def _ack_at(self, handle: FileQueueStore, seq: int, segment: Segment) -> None:
         if handle.deleted:
             return
-        segment = self._segments.get(number)
-        if segment is None:
-            return
+        number = segment.number
         segment.live -= 1
         counts = handle.counts
         counts[number] = counts.get(number, 1) - 1
@@ -343,7 +354,7 @@ class FileStore:
             if not self._commit_scheduled:
                 self._commit_scheduled = True
                 self._call_soon(self._commit)
-        pending.append(records.encode_ack(handle.queue_id, message.seq))
+        pending.append(records.encode_ack(handle.queue_id, seq))
 
     def mark_delivered(self, handle: FileQueueStore, message: Message) -> None:
         number = message.segment
@@ -381,6 +392,10 @@ class FileStore:
         self._commit_scheduled = False
         try:
             wrote = self._write_messages()
+            if self._staged:
+                staged, self._staged = self._staged, []
+                for backlog in staged:
+                    backlog.flush_staging()
             self._write_acks()
         except OSError as exc:
             self._write_failed(exc)
@@ -408,9 +423,10 @@ class FileStore:
             return False
         assert self._current is not None
         pieces: list[bytes] = []
-        placed: list[tuple[FileQueueStore, Message]] = []
         segment = self._current
-        size = segment.size
+        number = segment.number
+        offset = segment.size
+        placed = 0
         for _seq, pairs in pending:
             if not pairs:
                 continue
@@ -419,20 +435,20 @@ class FileStore:
                 message.seq, [h.queue_id for h, _ in pairs], message.route_raw, message.header, message.body
             )
             pieces.extend(record)
-            size += sum(len(p) for p in record)
-            placed.extend(pairs)
-        if pieces:
-            self._writev(pieces)
-            segment.size = size
-            number = segment.number
-            segment.live += len(placed)
-            for handle, message in placed:
-                message.segment = number
+            for handle, copy in pairs:
+                copy.segment = number
+                copy.offset = offset
                 counts = handle.counts
                 counts[number] = counts.get(number, 0) + 1
-            self._dirty_fds.add(self._fd)
+            placed += len(pairs)
+            offset += len(record[0]) + len(record[1]) + len(record[2]) + len(record[3])
         self._pending = []
         self._pending_by_seq = {}
+        if pieces:
+            self._writev(pieces)
+            segment.size = offset
+            segment.live += placed
+            self._dirty_fds.add(self._fd)
         if segment.size >= self.segment_size:
             self._roll_over()
         return bool(pieces)
@@ -532,10 +548,112 @@ class FileStore:
             self._commit_scheduled = True
             self._call_soon(self._commit)
 
-    # -- reading back -------------------------------------------------------------------
+    # -- paging -------------------------------------------------------------------------
 
-    def load(self, message: Message) -> None:
-        """Messages are kept in memory in this version; nothing to load."""
+    def stage(self, backlog: PagedFifo) -> None:
+        self._staged.append(backlog)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
+
+    def page_out(self, messages: list[Message]) -> None:
+        """Write copies of messages that are not in the store, so that they can leave memory.
+
+        These records are never recovered; they live until read back or released.
+        """
+        if not messages:
+            return
+        assert self._current is not None
+        segment = self._current
+        number = segment.number
+        offset = segment.size
+        pieces: list[bytes] = []
+        for message in messages:
+            record = records.encode_message(
+                message.seq, [], message.route_raw, message.header, message.body, records.KIND_PAGED
+            )
+            pieces.extend(record)
+            message.segment = number
+            message.offset = offset
+            offset += len(record[0]) + len(record[1]) + len(record[2]) + len(record[3])
+        self._writev(pieces)
+        segment.size = offset
+        segment.live += len(messages)
+        if segment.size >= self.segment_size:
+            self._roll_over()
+
+    def _read_fd(self, number: int) -> int:
+        fd = self._read_fds.get(number)
+        if fd is None:
+            segment = self._segments[number]
+            fd = self._read_fds[number] = os.open(segment.path, os.O_RDONLY)
+        return fd
+
+    def page_in(self, tail: TailEntries, count: int, queue: object) -> list[Message]:
+        """Read ``count`` tail entries back, one read per run of entries in one segment."""
+        start = tail.start
+        stop = start + count
+        out: list[Message] = []
+        locations = tail.locations
+        i = start
+        while i < stop:
+            number = locations[i] >> 40
+            j = i
+            while j + 1 < stop and locations[j + 1] >> 40 == number:
+                j += 1
+            first = locations[i] & _OFFSET_MASK
+            last = locations[j] & _OFFSET_MASK
+            fd = self._read_fd(number)
+            prefix = os.pread(fd, records.RECORD_PREFIX.size, last)
+            _magic, size, _crc = records.RECORD_PREFIX.unpack(prefix)
+            data = os.pread(fd, last - first + records.RECORD_PREFIX.size + size, first)
+            segment = self._segments[number]
+            for k in range(i, j + 1):
+                offset = locations[k] & _OFFSET_MASK
+                record = records.read_record_at(data, offset - first)
+                if record is None:
+                    log.error("%s: unreadable record at offset %d; message dropped", segment.path.name, offset)
+                    self._release_entry(tail, k, queue)
+                    continue
+                exchange, routing_key = _split_route(record.route)
+                persistent = tail.persistent[k] == 1
+                message = Message(record.msg_id, exchange, routing_key, record.route, record.header, record.body, False)
+                mode, message.priority, message.expiration = peek_delivery(record.header)
+                message.persistent = mode == 2
+                message.returns = tail.returns[k]
+                message.expires_at = tail.deadlines[k]
+                message.queue = queue  # type: ignore[assignment]
+                if persistent:
+                    message.stored = True
+                    message.segment = number
+                    message.offset = offset
+                else:
+                    self._release_paged(segment)
+                out.append(message)
+            i = j + 1
+        return out
+
+    def release(self, tail: TailEntries, start: int, stop: int, queue: object) -> None:
+        for k in range(start, stop):
+            self._release_entry(tail, k, queue)
+
+    def _release_entry(self, tail: TailEntries, k: int, queue: object) -> None:
+        number = tail.locations[k] >> 40
+        segment = self._segments.get(number)
+        if segment is None:
+            return
+        if tail.persistent[k]:
+            handle = getattr(queue, "store", None)
+            if isinstance(handle, FileQueueStore):
+                self._ack_at(handle, tail.seqs[k], segment)
+        else:
+            self._release_paged(segment)
+
+    def _release_paged(self, segment: Segment) -> None:
+        segment.live -= 1
+        if segment.live == 0 and segment is not self._current:
+            self._acks.pop(segment.number, None)
+            self._delete_segment(segment)
 
     # -- housekeeping -------------------------------------------------------------------
 
@@ -543,6 +661,9 @@ class FileStore:
         if segment.ack_fd >= 0:
             os.close(segment.ack_fd)
             segment.ack_fd = -1
+        read_fd = self._read_fds.pop(segment.number, None)
+        if read_fd is not None:
+            os.close(read_fd)
         for path in (segment.path, segment.ack_path):
             try:
                 path.unlink()

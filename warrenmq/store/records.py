@@ -35,13 +35,16 @@ ACK_SIZE = ACK_RECORD.size
 DELIVERED_FLAG = 0x8000_0000
 MAX_RECORD = 1 << 31
 
-KIND_MESSAGE = 1
+KIND_MESSAGE = 1  # a persistent message of durable queues: recovered after a restart
+KIND_PAGED = 2  # a copy written only to free memory: never recovered
 
 
-def encode_message(msg_id: int, queue_ids: list[int], route: bytes, header: bytes, body: bytes) -> list[bytes]:
+def encode_message(
+    msg_id: int, queue_ids: list[int], route: bytes, header: bytes, body: bytes, kind: int = KIND_MESSAGE
+) -> list[bytes]:
     """The record as pieces for ``os.writev`` (the body is not copied)."""
     n = len(queue_ids)
-    head = PAYLOAD_HEAD.pack(KIND_MESSAGE, msg_id, n) + struct.pack(f">{n}I", *queue_ids)
+    head = PAYLOAD_HEAD.pack(kind, msg_id, n) + struct.pack(f">{n}I", *queue_ids)
     middle = _U16.pack(len(route)) + route + _U32.pack(len(header)) + header
     size = len(head) + len(middle) + len(body)
     crc = zlib.crc32(body, zlib.crc32(middle, zlib.crc32(head)))
@@ -57,6 +60,7 @@ def encode_ack(queue_id: int, msg_id: int, delivered: bool = False) -> bytes:
 @dataclass(slots=True)
 class MessageRecord:
     offset: int
+    kind: int
     msg_id: int
     queue_ids: list[int]
     route: bytes
@@ -74,7 +78,7 @@ class ScanResult:
 
 def decode_payload(payload: bytes | memoryview, offset: int) -> MessageRecord:
     kind, msg_id, n = PAYLOAD_HEAD.unpack_from(payload, 0)
-    if kind != KIND_MESSAGE:
+    if kind not in (KIND_MESSAGE, KIND_PAGED):
         raise ValueError(f"unknown record kind {kind}")
     at = PAYLOAD_HEAD.size
     queue_ids = list(struct.unpack_from(f">{n}I", payload, at))
@@ -89,7 +93,7 @@ def decode_payload(payload: bytes | memoryview, offset: int) -> MessageRecord:
     at += header_size
     if at > len(payload):
         raise ValueError("record fields overrun the record")
-    return MessageRecord(offset, msg_id, queue_ids, route, header, bytes(payload[at:]))
+    return MessageRecord(offset, kind, msg_id, queue_ids, route, header, bytes(payload[at:]))
 
 
 def read_record_at(data: bytes | memoryview, offset: int) -> MessageRecord | None:
@@ -147,3 +151,49 @@ def scan_acks(data: bytes) -> tuple[list[tuple[int, int, bool]], int]:
             continue
         out.append((word & ~DELIVERED_FLAG, msg_id, bool(word & DELIVERED_FLAG)))
     return out, damaged
+
+
+def scan_index(data: bytes) -> tuple[list[tuple[int, int, int, tuple[int, ...], int]], ScanResult]:
+    """Like ``scan`` but without copying content: (offset, kind, id, queue ids, body size) per record.
+
+    Recovery reads segments with this; message content is read back only when delivered.
+    """
+    index: list[tuple[int, int, int, tuple[int, ...], int]] = []
+    corrupt: list[tuple[int, str]] = []
+    view = memoryview(data)
+    end = len(data)
+    offset = good_end = 0
+    prefix_unpack = RECORD_PREFIX.unpack_from
+    head_unpack = PAYLOAD_HEAD.unpack_from
+    head_size = PAYLOAD_HEAD.size
+    crc32 = zlib.crc32
+    while offset < end:
+        valid = False
+        if offset + 10 <= end:
+            magic, size, crc = prefix_unpack(data, offset)
+            start = offset + 10
+            stop = start + size
+            if magic == MAGIC and stop <= end and crc32(view[start:stop]) == crc:
+                try:
+                    kind, msg_id, n = head_unpack(data, start)
+                    at = start + head_size
+                    queue_ids = struct.unpack_from(f">{n}I", data, at) if n else ()
+                    at += 4 * n
+                    at += 2 + _U16.unpack_from(data, at)[0]
+                    at += 4 + _U32.unpack_from(data, at)[0]
+                    if at <= stop and kind in (KIND_MESSAGE, KIND_PAGED):
+                        index.append((offset, kind, msg_id, queue_ids, stop - at))
+                        valid = True
+                except struct.error:
+                    valid = False
+        if valid:
+            offset = good_end = stop
+            continue
+        found = data.find(MAGIC, offset + 1)
+        while found != -1 and read_record_at(data, found) is None:
+            found = data.find(MAGIC, found + 1)
+        if found == -1:
+            break
+        corrupt.append((offset, f"{found - offset} bytes unreadable"))
+        offset = found
+    return index, ScanResult([], good_end, corrupt, end - good_end)

@@ -1,0 +1,243 @@
+"""A queue backlog that keeps only its head in memory (like RabbitMQ's classic v2 queues).
+
+Theory of operation.  Messages are appended to an in-memory ``head`` while the queue is short
+and memory allows.  Past that, new messages go to ``staging`` and, at the end of the event
+loop turn, to the ``tail``: the pager (the message store) writes their content to disk if it
+is not there already, and the tail keeps only a compact record per message in parallel
+arrays (about 30 bytes: sequence, disk location, size, returns, deadline).  Order is kept
+because nothing joins the head while the tail is not empty, except requeued messages, which
+are older than everything in the tail.  When the head runs dry the next batch is read back
+from disk in one read per segment run.
+
+Memory is bounded by the per-queue head limit and the node-wide ``MemoryBudget``.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from collections.abc import Iterator
+from typing import Protocol
+
+from warrenmq.broker.backlog import Fifo
+from warrenmq.broker.message import Message
+
+PAGE_IN_BATCH = 1024
+
+
+class MemoryBudget:
+    """Bytes of message bodies kept in queue heads, node-wide."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used > self.limit
+
+
+class TailEntries:
+    """Parallel arrays of paged-out messages, consumed from ``start``."""
+
+    __slots__ = ("deadlines", "locations", "persistent", "returns", "seqs", "sizes", "start")
+
+    def __init__(self) -> None:
+        self.seqs = array("Q")
+        self.locations = array("Q")  # segment << 40 | offset
+        self.sizes = array("I")
+        self.returns = array("H")
+        self.deadlines = array("d")
+        self.persistent = bytearray()  # 1: the queue's durable record; 0: a page-out copy
+        self.start = 0
+
+    def __len__(self) -> int:
+        return len(self.seqs) - self.start
+
+    def add(self, seq: int, location: int, size: int, returns: int, deadline: float, persistent: bool) -> None:
+        self.seqs.append(seq)
+        self.locations.append(location)
+        self.sizes.append(size)
+        self.returns.append(min(returns, 65535))
+        self.deadlines.append(deadline)
+        self.persistent.append(1 if persistent else 0)
+
+    def advance(self, n: int) -> None:
+        self.start += n
+        if self.start > 4096 and self.start * 2 > len(self.seqs):
+            # Compact so that consumed entries do not pin memory.
+            s = self.start
+            self.seqs = self.seqs[s:]
+            self.locations = self.locations[s:]
+            self.sizes = self.sizes[s:]
+            self.returns = self.returns[s:]
+            self.deadlines = self.deadlines[s:]
+            self.persistent = self.persistent[s:]
+            self.start = 0
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class Pager(Protocol):
+    """What a paged backlog needs from the store."""
+
+    def stage(self, backlog: PagedFifo) -> None:
+        """Call ``backlog.flush_staging()`` at the end of this loop turn."""
+
+    def page_out(self, messages: list[Message]) -> None:
+        """Write the content of messages not in the store; set their segment and offset."""
+
+    def page_in(self, tail: TailEntries, count: int, queue: object) -> list[Message]:
+        """Read ``count`` entries from ``tail.start`` back as messages (releasing page-out copies)."""
+
+    def release(self, tail: TailEntries, start: int, stop: int, queue: object) -> None:
+        """Entries leave the queue unread (purge, delete, drop-head)."""
+
+
+def location(segment: int, offset: int) -> int:
+    return (segment << 40) | offset
+
+
+class PagedFifo:
+    """Fifo interface (append/popleft/peek/requeue/clear/len) over head + staging + tail."""
+
+    __slots__ = ("_staged", "budget", "head", "head_limit", "owner", "pager", "staging", "tail")
+
+    def __init__(self, pager: Pager, budget: MemoryBudget, head_limit: int, owner: object) -> None:
+        self.head = Fifo()
+        self.staging: deque[Message] = deque()
+        self.tail = TailEntries()
+        self.pager = pager
+        self.budget = budget
+        self.head_limit = head_limit
+        self.owner = owner  # the queue (store handle lookups)
+        self._staged = False
+
+    # -- the Fifo interface ---------------------------------------------------------------
+
+    def append(self, message: Message) -> None:
+        if (
+            self.staging
+            or len(self.tail)
+            or (len(self.head) >= self.head_limit or (self.budget.used > self.budget.limit and len(self.head) >= 64))
+        ):
+            self.staging.append(message)
+            if not self._staged:
+                self._staged = True
+                self.pager.stage(self)
+            return
+        self.head.append(message)
+        self.budget.used += len(message.body)
+
+    def popleft(self) -> Message:
+        head = self.head
+        if not head:
+            self._refill()
+        message = head.popleft()
+        self.budget.used -= len(message.body)
+        return message
+
+    def peek(self) -> Message | None:
+        if not self.head:
+            self._refill()
+        return self.head[0] if self.head else None
+
+    def appendleft(self, message: Message) -> None:
+        self.head.appendleft(message)
+        self.budget.used += len(message.body)
+
+    def requeue(self, messages: list[Message]) -> None:
+        # Requeued messages were delivered from the head: older than anything in the tail.
+        self.head.requeue(messages)
+        self.budget.used += sum(len(m.body) for m in messages)
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.staging) + len(self.tail)
+
+    def __bool__(self) -> bool:
+        return bool(self.head) or bool(self.staging) or len(self.tail) > 0
+
+    def __iter__(self) -> Iterator[Message]:
+        """The messages in memory (the head and staging); paged ones are not read back."""
+        yield from self.head
+        yield from self.staging
+
+    @property
+    def paged(self) -> int:
+        return len(self.tail) + len(self.staging)
+
+    def clear(self) -> None:
+        self.budget.used -= sum(len(m.body) for m in self.head)
+        self.head.clear()
+        self.staging.clear()
+        tail = self.tail
+        if len(tail):
+            self.pager.release(tail, tail.start, len(tail.seqs), self.owner)
+        tail.clear()
+
+    def take_in_memory(self) -> list[Message]:
+        """Remove and return the head and staging (for purge: each needs settling)."""
+        out = list(self.head)
+        out.extend(self.staging)
+        self.budget.used -= sum(len(m.body) for m in self.head)
+        self.head.clear()
+        self.staging.clear()
+        return out
+
+    def drop_tail(self) -> int:
+        """Release every paged entry unread; returns how many."""
+        tail = self.tail
+        count = len(tail)
+        if count:
+            self.pager.release(tail, tail.start, len(tail.seqs), self.owner)
+        tail.clear()
+        return count
+
+    # -- paging -------------------------------------------------------------------------
+
+    def _refill(self) -> None:
+        tail = self.tail
+        if len(tail):
+            count = min(PAGE_IN_BATCH, len(tail))
+            messages = self.pager.page_in(tail, count, self.owner)
+            tail.advance(count)
+            for message in messages:
+                self.head.append(message)
+                self.budget.used += len(message.body)
+        elif self.staging:
+            # Not yet written: the newest messages are still here in memory.
+            while self.staging and len(self.head) < PAGE_IN_BATCH:
+                message = self.staging.popleft()
+                self.head.append(message)
+                self.budget.used += len(message.body)
+
+    def flush_staging(self) -> None:
+        """End of the loop turn: staged messages go to disk and leave memory."""
+        self._staged = False
+        staging = self.staging
+        if not staging:
+            return
+        messages = list(staging)
+        staging.clear()
+        self.pager.page_out([m for m in messages if m.segment < 0])
+        tail = self.tail
+        for m in messages:
+            tail.add(m.seq, location(m.segment, m.offset), len(m.body), m.returns, m.expires_at, m.stored)
+
+    def restore(self, seqs: array[int], locations: array[int], sizes: array[int], returns: array[int]) -> None:
+        """Recovered durable messages: straight into the tail, nothing read."""
+        tail = self.tail
+        tail.seqs.extend(seqs)
+        tail.locations.extend(locations)
+        tail.sizes.extend(sizes)
+        tail.returns.extend(returns)
+        n = len(seqs)
+        tail.deadlines.extend(array("d", bytes(8 * n)))
+        tail.persistent.extend(b"\x01" * n)
+
+    def tail_bytes(self) -> int:
+        tail = self.tail
+        return sum(tail.sizes[tail.start :])
