@@ -94,7 +94,9 @@ class PublishingMixin(ChannelBase):
             raise FrameError("content header frame too short")
         class_id, _weight, size = _CONTENT_HEADER.unpack_from(payload, 0)
         if class_id != 60:
-            raise UnexpectedFrame(f"expected content header for class 60, got one for class {class_id} instead")
+            raise UnexpectedFrame(
+                f"expected content header for class 60, got one for class {class_id} instead", 60, 40
+            )
         self._pub_header = payload
         if size == 0:
             self._stage = 0
@@ -110,7 +112,9 @@ class PublishingMixin(ChannelBase):
 
     def content_body(self, payload: bytes) -> None:
         if self._stage != _BODY:
-            raise UnexpectedFrame("expected content header for class 60, got non content header frame instead")
+            raise UnexpectedFrame(
+                "expected content header for class 60, got non content header frame instead", 60, 40
+            )
         remaining = self._pub_remaining - len(payload)
         if remaining > 0:
             self._pub_remaining = remaining
@@ -233,6 +237,8 @@ class PublishingMixin(ChannelBase):
         while waiting and waiting[0] <= generation:
             waiting.popleft()
             self.send(spec.TxCommitOk())
+        if unconfirmed or waiting:
+            self.node.store.wait_for_sync(self)  # the rest is in a later group
         if self.confirm and not self.confirm_dirty:
             self.confirm_dirty = True
             self.conn.confirm_channels.append(self)
