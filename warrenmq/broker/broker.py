@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from warrenmq.amqp.errors import NotFound, PreconditionFailed
@@ -17,15 +18,19 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.users = UserStore()
         self.backlog_factory: Callable[[Queue], Backlog] | None = None
+        self.sequence = itertools.count(1)  # message ids: node-wide publish order
 
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.scheduler, self.storage)
+            vhost = self.vhosts[name] = VHost(name, self.scheduler, self.storage, self.next_seq)
             vhost.backlog_factory = self.backlog_factory
             if self.storage is not None:
                 self.storage.definitions_changed()
         return vhost
+
+    def next_seq(self) -> int:
+        return next(self.sequence)
 
     def vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)

@@ -43,7 +43,7 @@ class Consumer:
     def __init__(
         self,
         tag: str,
-        queue: Queue,
+        queue: Queue | None,
         target: DeliveryTarget,
         no_ack: bool = False,
         exclusive: bool = False,
@@ -67,4 +67,4 @@ class Consumer:
         return (self.prefetch == 0 or self.unacked < self.prefetch) and self.target.active
 
     def __repr__(self) -> str:
-        return f"<Consumer {self.tag!r} on {self.queue.name!r}>"
+        return f"<Consumer {self.tag!r} on {self.queue.name if self.queue else None!r}>"

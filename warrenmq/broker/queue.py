@@ -87,7 +87,8 @@ class Queue:
         self.stats = stats or QueueStats()
         self.store: QueueStore | None = None
         self.dead_letter: DeadLetter | None = None  # set by the vhost when a DLX applies
-        self.on_unused: Callable[[Queue], None] | None = None  # auto-delete / expiry hook
+        self.on_unused: Callable[[Queue], None] | None = None  # auto-delete hook
+        self.on_expired: Callable[[Queue], None] | None = None  # x-expires hook
         max_priority = self.settings.max_priority
         self._ready: Backlog
         if max_priority:
@@ -254,8 +255,10 @@ class Queue:
         self.touch()
         if self.single_active is consumer:
             self.single_active = self._first_consumer()
-        if self.consumer_count == 0 and self.on_unused is not None:
-            self.on_unused(self)
+        if self.consumer_count == 0:
+            if self.on_unused is not None:
+                self.on_unused(self)
+            self.arm_idle_expiry()
         else:
             self.dispatch()
 
@@ -458,6 +461,27 @@ class Queue:
         if self.scheduler is not None:
             self.last_used = self.scheduler.time()
 
+    def arm_idle_expiry(self) -> None:
+        """x-expires: delete the queue once unused (no consumers, no get, no redeclare) that long."""
+        expires = self.settings.expires
+        if expires is None or self.scheduler is None or self.consumer_count or self.deleted:
+            return
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        delay = max(0.0, self.last_used + expires / 1000.0 - self.scheduler.time())
+        self._idle_timer = self.scheduler.call_later(delay, self._on_idle_timer)
+
+    def _on_idle_timer(self) -> None:
+        self._idle_timer = None
+        expires = self.settings.expires
+        if expires is None or self.consumer_count or self.deleted or self.scheduler is None:
+            return
+        if self.scheduler.time() - self.last_used >= expires / 1000.0 - 0.001:
+            if self.on_expired is not None:
+                self.on_expired(self)
+        else:
+            self.arm_idle_expiry()
+
     def _pop_ready(self) -> Message:
         message = self._ready.popleft()
         self.ready_bytes -= len(message.body)
@@ -513,7 +537,10 @@ class Queue:
         """Policies changed: new limits and TTLs apply from now on (and to the backlog)."""
         if settings == self.settings:
             return
+        expires_changed = settings.expires != self.settings.expires
         self.settings = settings
+        if expires_changed:
+            self.arm_idle_expiry()
         if settings.limited and self._ready:
             while (settings.max_length is not None and len(self._ready) > settings.max_length) or (
                 settings.max_length_bytes is not None and self.ready_bytes > settings.max_length_bytes

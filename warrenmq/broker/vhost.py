@@ -8,12 +8,14 @@ belong to one); the model never looks inside it.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from warrenmq.amqp.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from warrenmq.amqp.values import FieldTable
+from warrenmq.broker.dead_letter import DeadLetterer
 from warrenmq.broker.exchanges import EXCHANGE_TYPES, Binding, DefaultExchange, Destination, Exchange
 from warrenmq.broker.exchanges.base import freeze
 from warrenmq.broker.exchanges.headers import HeadersExchange, validate_binding_arguments
@@ -55,7 +57,13 @@ def exchange_display(name: str, vhost: str) -> str:
 
 
 class VHost:
-    def __init__(self, name: str, scheduler: Scheduler | None = None, storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        scheduler: Scheduler | None = None,
+        storage: Storage | None = None,
+        next_seq: Callable[[], int] | None = None,
+    ) -> None:
         self.name = name
         self.scheduler = scheduler
         self.storage = storage
@@ -65,7 +73,8 @@ class VHost:
         self.description = ""
         self.tags: list[str] = []
         self.limits: dict[str, int] = {}
-        self.dead_letterer: Callable[[Queue], Callable[[Message, str], None] | None] | None = None
+        counter = itertools.count(1)
+        self.dead_letterer = DeadLetterer(self, next_seq or (lambda: next(counter)))
         self.queue_removed: list[Callable[[Queue], None]] = []  # e.g. metrics
         self.policies: dict[str, Policy] = {}
         self.backlog_factory: Callable[[Queue], Backlog] | None = None  # paging, when a store pages
@@ -108,13 +117,15 @@ class VHost:
         arguments: FieldTable | None = None,
         passive: bool = False,
     ) -> Exchange:
-        if passive:
-            return self.exchange(name) if name else self.default_exchange
-        if name == "":
+        if name == "":  # even a passive declare, as RabbitMQ
             raise AccessRefused("operation not permitted on the default exchange")
+        if passive:
+            return self.exchange(name)
         cls = EXCHANGE_TYPES.get(type_)
         if cls is None:
-            raise CommandInvalid(f"unknown exchange type '{type_}'")
+            # RabbitMQ says "unknown" only for names of the x- plugin kind.
+            adjective = "unknown" if type_.startswith("x-") else "invalid"
+            raise CommandInvalid(f"{adjective} exchange type '{type_}'")
         existing = self.exchanges.get(name)
         if existing is None and name.startswith("amq."):
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
@@ -189,7 +200,6 @@ class VHost:
         elif name.startswith("amq.") and name not in self.queues:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         display = queue_display(name, self.name)
-        settings = validate_declare(arguments, name, self.name, durable, exclusive, auto_delete)
         declared_owner = owner if exclusive else None
         existing = self.queues.get(name)
         if existing is not None:
@@ -201,6 +211,9 @@ class VHost:
             assert_equivalent_args(existing_args, arguments, TYPE_ARGS[existing.settings.queue_type], display)
             existing.touch()
             return existing
+        # Only a new queue's arguments are validated: RabbitMQ compares a redeclaration with
+        # the existing queue and reports the first difference instead.
+        settings = validate_declare(arguments, name, self.name, durable, exclusive, auto_delete)
         queue = Queue(
             name,
             self.name,
@@ -219,10 +232,16 @@ class VHost:
         """Register a queue (declared or recovered) and wire its hooks."""
         self.queues[queue.name] = queue
         queue.on_unused = self._queue_unused
+        queue.on_expired = self._queue_expired
         self._apply_queue_policy(queue)
+        queue.arm_idle_expiry()
         if queue.durable and self.storage is not None:
             queue.store = self.storage.queue_store(queue)
             self._changed()
+
+    def _queue_expired(self, queue: Queue) -> None:
+        if not queue.deleted:
+            self.remove_queue(queue)
 
     def _queue_unused(self, queue: Queue) -> None:
         if queue.auto_delete and queue.had_consumers and not queue.deleted:
@@ -283,7 +302,7 @@ class VHost:
             raise AccessRefused("operation not permitted on the default exchange")
         source = self.exchanges.get(source_name)
         if source is None:
-            raise NotFound(f"no {exchange_display(source_name, self.name)}")
+            return  # as RabbitMQ: unbinding from a missing exchange is fine
         binding = source.remove_binding(destination, routing_key, arguments if arguments is not None else FieldTable())
         if binding is None:
             return  # unbinding what is not bound is fine, as in RabbitMQ
@@ -315,6 +334,20 @@ class VHost:
                 exchange.stats.publish_out += 1
             return found  # type: ignore[return-value]
         return self._route_slow(exchange, message, found)
+
+    def route_keys(self, exchange: Exchange, message: Message, keys: list[str]) -> list[Queue]:
+        """Routing with several routing keys (CC/BCC): the union, each queue once."""
+        out: list[Queue] = []
+        seen: set[int] = set()
+        original = message.routing_key
+        for key in keys:
+            message.routing_key = key
+            for queue in self.route(exchange, message):
+                if id(queue) not in seen:
+                    seen.add(id(queue))
+                    out.append(queue)
+        message.routing_key = original
+        return out
 
     def _route_slow(self, exchange: Exchange, message: Message, first: Any) -> list[Queue]:
         """Exchange-to-exchange bindings and alternate exchanges, visiting each exchange once."""
@@ -369,8 +402,7 @@ class VHost:
         policy = policy_for_queue(list(self.policies.values()), queue.name, queue.base_settings.queue_type)
         queue.policy = policy.name if policy is not None else None
         queue.replace_settings(effective_settings(queue.base_settings, policy, queue.arguments))
-        if self.dead_letterer is not None:
-            queue.dead_letter = self.dead_letterer(queue)
+        queue.dead_letter = self.dead_letterer.for_queue(queue)
 
     def _apply_exchange_policy(self, exchange: Exchange) -> None:
         policy = policy_for_exchange(list(self.policies.values()), exchange.name)

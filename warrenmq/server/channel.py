@@ -27,6 +27,7 @@ from warrenmq.amqp.errors import (
 )
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.queue import Queue
+from warrenmq.server import reply_to
 from warrenmq.server.consuming import ConsumingMixin
 from warrenmq.server.publishing import PublishingMixin
 
@@ -92,7 +93,9 @@ class Channel(PublishingMixin, ConsumingMixin):
             self._while_closing(payload)
             return
         if self.expecting_content:
-            raise UnexpectedFrame("expected content header for class 60, got non content header frame instead")
+            raise UnexpectedFrame(
+                "expected content header for class 60, got non content header frame instead", 60, 40
+            )
         if len(payload) < 4:
             raise SyntaxErrorAMQP("method frame too short")
         index = _METHOD_INDEX.unpack_from(payload, 0)[0]
@@ -109,7 +112,7 @@ class Channel(PublishingMixin, ConsumingMixin):
             method = cls.decode(payload, 4, len(payload))
             handler = self._handlers.get(index)
             if handler is None:
-                raise CommandInvalid(f"method {cls.NAME} is not allowed from the client")
+                raise CommandInvalid("unimplemented method")  # RabbitMQ's text for server-only methods
             handler(method)
         except AMQPError as exc:
             if not exc.class_id:
@@ -185,6 +188,8 @@ class Channel(PublishingMixin, ConsumingMixin):
         raise ChannelErrorConnection("second 'channel.open' seen")
 
     def _channel_flow(self, method: spec.ChannelFlow) -> None:
+        if not method.active:
+            raise NotImplementedAMQP("active=false")  # as RabbitMQ 3.x: clients may not pause deliveries
         self.flow_active = method.active
         self.update_active()
         self.send(spec.ChannelFlowOk(method.active))
@@ -254,6 +259,14 @@ class Channel(PublishingMixin, ConsumingMixin):
 
     def _queue_declare(self, m: spec.QueueDeclare) -> None:
         args = _table(m.arguments)
+        if m.queue.startswith(reply_to.PSEUDO_QUEUE):
+            # As RabbitMQ: every declare of the direct reply-to pseudo-queue is passive; it
+            # exists (and so does a live reply address) with, by definition, one consumer.
+            if m.queue != reply_to.PSEUDO_QUEUE and self.node.replies.lookup(m.queue) is None:
+                raise NotFound(f"no queue '{m.queue}' in vhost '{self.vhost.name}'")
+            if not m.nowait:
+                self.send(spec.QueueDeclareOk(m.queue, 0, 1))
+            return
         if m.passive:
             name = self._queue_name(m.queue)
             queue = self.vhost.declare_queue(name, passive=True, owner=self.conn)
@@ -268,7 +281,10 @@ class Channel(PublishingMixin, ConsumingMixin):
             self.send(spec.QueueDeclareOk(queue.name, queue.message_count, queue.consumer_count))
 
     def _queue_bind(self, m: spec.QueueBind) -> None:
-        queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
+        name = self._queue_name(m.queue)
+        if m.exchange:
+            self.vhost.exchange(m.exchange)  # as RabbitMQ, a missing exchange is named before a missing queue
+        queue = self.vhost.queue(name, self.conn)
         self.check_write("queue", queue.name)
         self.check_read("exchange", m.exchange)
         self.vhost.bind(queue, m.exchange, m.routing_key, _table(m.arguments))
@@ -276,10 +292,14 @@ class Channel(PublishingMixin, ConsumingMixin):
             self.send(spec.QueueBindOk())
 
     def _queue_unbind(self, m: spec.QueueUnbind) -> None:
-        queue = self.vhost.queue(self._queue_name(m.queue), self.conn)
-        self.check_write("queue", queue.name)
+        name = self._queue_name(m.queue)
+        self.check_write("queue", name)
         self.check_read("exchange", m.exchange)
-        self.vhost.unbind(queue, m.exchange, m.routing_key, _table(m.arguments))
+        if name in self.vhost.queues:  # as RabbitMQ: unbinding a missing queue is fine
+            queue = self.vhost.queue(name, self.conn)
+            self.vhost.unbind(queue, m.exchange, m.routing_key, _table(m.arguments))
+        elif not m.exchange:
+            self._default_exchange_refused()
         self.send(spec.QueueUnbindOk())
 
     def _queue_purge(self, m: spec.QueuePurge) -> None:

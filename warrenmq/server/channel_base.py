@@ -22,6 +22,7 @@ class ChannelBase:
     flow_active: bool
     expecting_content: bool
     tx: bool
+    reply_address: str
     tx_settles: list[tuple[str, int, bool, bool]]
 
     # Implemented by the parts (channel.py, publishing.py, consuming.py).

@@ -326,9 +326,9 @@ class Connection(asyncio.Protocol):
         assert self.user is not None
         vhost = self.node.broker.vhosts.get(method.virtual_host)
         if vhost is None:
-            raise NotAllowed(f"vhost {method.virtual_host} not found")
+            raise NotAllowed(f"vhost {method.virtual_host} not found", 10, 40)
         if self.node.broker.users.permission(self.user.name, vhost.name) is None:
-            raise NotAllowed(f"access to vhost '{vhost.name}' refused for user '{self.user.name}'")
+            raise NotAllowed(f"access to vhost '{vhost.name}' refused for user '{self.user.name}'", 10, 40)
         self.node.check_connection_limits(self, vhost)
         self.vhost = vhost
         self.state = _OPENED
@@ -336,7 +336,7 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if self.heartbeat:
-            self._timer = self.loop.call_later(self.heartbeat, self._heartbeat_tick)
+            self._timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
         self.send_method(0, spec.ConnectionOpenOk(""))
         if self.node.alarms and self.capabilities.get("connection.blocked"):
             self.set_blocked(True, self.node.alarm_reason())
@@ -344,6 +344,8 @@ class Connection(asyncio.Protocol):
     # -- heartbeats ---------------------------------------------------------------------
 
     def _heartbeat_tick(self) -> None:
+        # Every half interval, as RabbitMQ: a heartbeat when nothing else went out since the
+        # last tick, so that an idle client hears from the server at least once an interval.
         self._timer = None
         if self.state != _OPENED:
             return
@@ -353,10 +355,12 @@ class Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.abort()
             return
-        if not self._sent_since_tick:
-            self.send(HEARTBEAT_FRAME)
+        if not self._sent_since_tick and not self.out:
+            # Written directly: a heartbeat is not traffic, or it would suppress the next one.
+            assert self.transport is not None
+            self.transport.write(HEARTBEAT_FRAME)
         self._sent_since_tick = False
-        self._timer = self.loop.call_later(self.heartbeat, self._heartbeat_tick)
+        self._timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
     # -- channels -----------------------------------------------------------------------
 
@@ -364,10 +368,11 @@ class Connection(asyncio.Protocol):
         if self.state != _OPENED:
             raise UnexpectedFrame(f"frame on channel {number} before the connection was opened")
         if ftype != 1:
-            raise ChannelErrorConnection(f"expected 'channel.open' on channel {number}")
+            raise UnexpectedFrame("expected method frame, got non method frame instead")
         method = decode_method(payload)
         if not isinstance(method, spec.ChannelOpen):
-            raise ChannelErrorConnection(f"expected 'channel.open' on channel {number}")
+            # RabbitMQ's text, naming the method that came instead.
+            raise ChannelErrorConnection("expected 'channel.open'", method.INDEX >> 16, method.INDEX & 0xFFFF)
         if number > self.channel_max:
             raise NotAllowed(f"channel {number} exceeds the negotiated channel_max of {self.channel_max}")
         self.channels[number] = Channel(self, number)

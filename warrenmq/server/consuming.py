@@ -19,12 +19,13 @@ from warrenmq.amqp.errors import (
     NotImplementedAMQP,
     PreconditionFailed,
 )
-from warrenmq.amqp.frames import FRAME_HEADER, body_frames
+from warrenmq.amqp.frames import FRAME_HEADER, body_frames, decode_properties, replace_properties
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, encode_shortstr
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import queue_display
+from warrenmq.server import reply_to
 from warrenmq.server.channel_base import ChannelBase
 
 _END_AND_HEADER = struct.Struct(">BBHI")  # previous frame's end byte + next frame header
@@ -41,6 +42,16 @@ def generated_tag() -> str:
     return "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
 
 
+def with_delivery_count(header: bytes, count: int) -> bytes:
+    """The content header with ``x-delivery-count`` set, as RabbitMQ's quorum queues tell a
+    consumer how often a redelivered message was returned."""
+    properties = decode_properties(header)
+    headers = FieldTable(properties.headers or {})
+    headers["x-delivery-count"] = ("l", count)
+    properties.headers = headers
+    return replace_properties(header, properties)
+
+
 class ConsumingMixin(ChannelBase):
     """Channel's consuming part."""
 
@@ -55,6 +66,7 @@ class ConsumingMixin(ChannelBase):
         self.delivered = 0
         self.acked = 0
         self._body_chunk = self.conn.frame_max - 8
+        self.reply_address = ""  # amq.rabbitmq.reply-to.<token> while a reply consumer exists
 
     # -- flow of deliveries ---------------------------------------------------------------
 
@@ -67,7 +79,7 @@ class ConsumingMixin(ChannelBase):
         was = self.active
         self.active = active
         if active and not was:
-            for queue in {id(c.queue): c.queue for c in self.consumers.values()}.values():
+            for queue in {id(c.queue): c.queue for c in self.consumers.values() if c.queue is not None}.values():
                 queue.dispatch()
 
     def deliver(self, consumer: Consumer, message: Message) -> None:
@@ -81,6 +93,8 @@ class ConsumingMixin(ChannelBase):
         prefix = consumer.cookie  # basic.deliver's method id and consumer tag, encoded once
         route = message.route_raw
         header = message.header
+        if message.returns and consumer.queue is not None and consumer.queue.is_quorum:
+            header = with_delivery_count(header, message.returns)
         body = message.body
         number = self.number
         conn = self.conn
@@ -159,11 +173,16 @@ class ConsumingMixin(ChannelBase):
         self.send(spec.BasicQosOk())
 
     def _basic_consume(self, m: spec.BasicConsume) -> None:
+        if m.queue == reply_to.PSEUDO_QUEUE:
+            self._consume_replies(m)
+            return
         queue = self.lookup_queue(m.queue)
         self.check_read("queue", queue.name)
         tag = m.consumer_tag or generated_tag()
         if tag in self.consumers:
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        if self.global_prefetch and queue.is_quorum:
+            raise NotImplementedAMQP(f"{queue_display(queue.name, self.vhost.name)} does not support global qos")
         args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
         priority = self._consumer_priority(args, queue)
         display = queue_display(queue.name, self.vhost.name)
@@ -190,6 +209,22 @@ class ConsumingMixin(ChannelBase):
             self.send(spec.BasicConsumeOk(tag))
         queue.add_consumer(consumer)
 
+    def _consume_replies(self, m: spec.BasicConsume) -> None:
+        """A consumer of the direct reply-to pseudo-queue (no-ack only, one per channel)."""
+        if not m.no_ack:
+            raise PreconditionFailed("reply consumer cannot acknowledge")
+        if self.reply_address:
+            raise PreconditionFailed("reply consumer already set")
+        tag = m.consumer_tag or generated_tag()
+        if tag in self.consumers:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        consumer = Consumer(tag, None, self, no_ack=True)
+        consumer.cookie = _DELIVER_ID + encode_shortstr(tag)
+        self.consumers[tag] = consumer
+        self.reply_address = self.node.replies.register(consumer)
+        if not m.nowait:
+            self.send(spec.BasicConsumeOk(tag))
+
     def _consumer_priority(self, args: FieldTable, queue: Queue) -> int:
         item = args.get("x-priority")
         if item is None:
@@ -206,7 +241,14 @@ class ConsumingMixin(ChannelBase):
         if not m.nowait:
             self.send(spec.BasicCancelOk(m.consumer_tag))
         if consumer is not None:
+            self._drop_consumer(consumer)
+
+    def _drop_consumer(self, consumer: Consumer) -> None:
+        if consumer.queue is not None:
             consumer.queue.remove_consumer(consumer)
+        elif self.reply_address:
+            self.node.replies.unregister(self.reply_address)
+            self.reply_address = ""
 
     # -- basic.get ----------------------------------------------------------------------
 
@@ -227,7 +269,10 @@ class ConsumingMixin(ChannelBase):
             + message.route_raw
             + _MESSAGE_COUNT.pack(queue.message_count)
         )
-        self.write_content(payload, message.header, message.body)
+        header = message.header
+        if message.returns and queue.is_quorum:
+            header = with_delivery_count(header, message.returns)
+        self.write_content(payload, header, message.body)
 
     # -- settlement ---------------------------------------------------------------------
 
@@ -341,7 +386,7 @@ class ConsumingMixin(ChannelBase):
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for consumer in consumers:
-            consumer.queue.remove_consumer(consumer)
+            self._drop_consumer(consumer)
         unacked = self.unacked
         if unacked:
             by_queue: dict[int, tuple[Queue, list[Message]]] = {}

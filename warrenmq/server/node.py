@@ -30,6 +30,7 @@ from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
 from warrenmq.server.access import AccessControl
 from warrenmq.server.connection import Connection
+from warrenmq.server.reply_to import ReplyRegistry
 from warrenmq.store.base import RecoveredQueue
 from warrenmq.store.file_store import FileStore, StoreLocked
 from warrenmq.store.memory import MemoryStore
@@ -65,7 +66,7 @@ class Node:
         self.store: MessageStore = MemoryStore(self.loop.call_soon)
         self.broker = Broker(scheduler=self.loop, storage=None)
         self.access = AccessControl(self.broker.users)
-        self.sequence = itertools.count(1)
+        self.replies = ReplyRegistry()
         self.connections: set[Connection] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.alarms: set[str] = set()
@@ -123,7 +124,7 @@ class Node:
                         count += len(found)
         finally:
             self._restoring = False
-        self.sequence = itertools.count(recovery.max_seq + 1)
+        self.broker.sequence = itertools.count(recovery.max_seq + 1)
         log.info(
             "recovered %d messages in %d queues from %s in %.3f s",
             count,

@@ -23,8 +23,11 @@ from warrenmq.amqp.errors import (
     SyntaxErrorAMQP,
     UnexpectedFrame,
 )
-from warrenmq.amqp.frames import FLAG_USER_ID, decode_properties, peek_delivery
+from warrenmq.amqp.frames import FLAG_USER_ID, decode_properties, peek_delivery, replace_properties
+from warrenmq.amqp.values import FieldTable
+from warrenmq.broker.dead_letter import sender_routes
 from warrenmq.broker.message import Message
+from warrenmq.server import reply_to
 from warrenmq.server.channel_base import ChannelBase
 
 _CONTENT_HEADER = struct.Struct(">HHQ")
@@ -45,8 +48,9 @@ class PublishingMixin(ChannelBase):
         self._pub_header = b""
         self._pub_parts: list[bytes] = []
         self._pub_remaining = 0
-        self._sequence = self.node.sequence
+        self._sequence = self.node.broker.sequence
         self._max_size = self.node.settings.max_message_size
+        self._extra_keys: list[str] = []  # CC/BCC routing keys of the message being routed
         self._write_allowed: set[str] = set()
         self._write_version = -1
         # Publisher confirms.
@@ -148,11 +152,36 @@ class PublishingMixin(ChannelBase):
             expiration,
         )
         self.published += 1
+        if b"CC" in header and header[12] & 0x20:  # a headers table that may hold CC/BCC
+            self._sender_selected(message)
+        if header[12] & 0x02 and b"amq.rabbitmq.reply-to" in header:
+            self._set_reply_address(message)
         if self.tx:
             self._publish_target(message.exchange)  # errors surface now, not at commit
             self.tx_publishes.append((message, self._pub_mandatory))
             return
         self._route(message, self._pub_mandatory)
+
+    def _sender_selected(self, message: Message) -> None:
+        """CC/BCC headers add routing keys; BCC is removed from what consumers see."""
+        properties = decode_properties(message.header)
+        cc, bcc = sender_routes(properties.headers if isinstance(properties.headers, FieldTable) else None)
+        if not cc and not bcc:
+            return
+        self._extra_keys = [message.routing_key, *cc, *bcc]
+        if bcc and properties.headers is not None:
+            properties.headers.pop("BCC", None)
+            message.header = replace_properties(message.header, properties)
+
+    def _set_reply_address(self, message: Message) -> None:
+        """reply_to: amq.rabbitmq.reply-to becomes this channel's reply address."""
+        properties = decode_properties(message.header)
+        if properties.reply_to != reply_to.PSEUDO_QUEUE:
+            return
+        if not self.reply_address:
+            raise PreconditionFailed("fast reply consumer does not exist", 60, 40)
+        properties.reply_to = self.reply_address
+        message.header = replace_properties(message.header, properties)
 
     def _check_user_id(self, header: bytes) -> None:
         user_id = decode_properties(header).user_id
@@ -183,7 +212,13 @@ class PublishingMixin(ChannelBase):
     def _route(self, message: Message, mandatory: bool) -> bool:
         """Route to queues; True when the store took the message (a confirm must wait)."""
         exchange = self._publish_target(message.exchange)
-        queues = self.vhost.route(exchange, message)
+        if self._extra_keys:
+            queues: Any = self.vhost.route_keys(exchange, message, self._extra_keys)
+            self._extra_keys = []
+        else:
+            queues = self.vhost.route(exchange, message)
+        if not queues and not message.exchange and message.routing_key.startswith(reply_to.PREFIX):
+            return self._reply(message, mandatory)
         stored = refused = False
         if queues:
             first = True
@@ -213,6 +248,21 @@ class PublishingMixin(ChannelBase):
                 conn.confirm_channels.append(self)
                 conn.schedule_flush()
         return stored
+
+    def _reply(self, message: Message, mandatory: bool) -> bool:
+        """A reply to a direct reply-to address: straight to the requesting channel."""
+        consumer = self.node.replies.lookup(message.routing_key)
+        if consumer is not None:
+            consumer.target.deliver(consumer, message)
+        elif mandatory:
+            self._return(message)
+        if self.confirm:
+            self.pub_seq += 1
+            if not self.confirm_dirty:
+                self.confirm_dirty = True
+                self.conn.confirm_channels.append(self)
+                self.conn.schedule_flush()
+        return False
 
     def _return(self, message: Message) -> None:
         """basic.return 312 NO_ROUTE with the content as published."""
