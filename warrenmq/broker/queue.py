@@ -40,6 +40,12 @@ class Scheduler(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
 
 
+class Throttled(Protocol):
+    """A publisher held back while a queue it feeds is congested."""
+
+    def unthrottle(self) -> None: ...
+
+
 class QueueStore(Protocol):
     """A durable queue's handle on the message store."""
 
@@ -55,6 +61,7 @@ class QueueStore(Protocol):
 
 
 DeadLetter = Callable[[Message, str], None]
+CONGESTED = 2000  # ready messages, with consumers present, past which publishers are throttled
 Backlog = Fifo | Prioritised | PagedFifo
 
 
@@ -108,6 +115,8 @@ class Queue:
         self._idle_timer: Timer | None = None
         self.last_used = scheduler.time() if scheduler else 0.0
         self.single_active: Consumer | None = None
+        self.congested = False  # consumers wait on the broker while a backlog builds
+        self.throttled: set[Throttled] = set()  # publishers held back until it drains
 
     # -- information ---------------------------------------------------------------------
 
@@ -167,6 +176,8 @@ class Queue:
                 ready.append(message)
                 self.ready_bytes += len(message.body)
                 self.dispatch()
+                if len(ready) > CONGESTED:
+                    self.congested = True
         else:
             ready.append(message)
             self.ready_bytes += len(message.body)
@@ -256,6 +267,8 @@ class Queue:
         if self.single_active is consumer:
             self.single_active = self._first_consumer()
         if self.consumer_count == 0:
+            if self.congested:
+                self._relieve()
             if self.on_unused is not None:
                 self.on_unused(self)
             self.arm_idle_expiry()
@@ -289,6 +302,8 @@ class Queue:
     def dispatch(self) -> None:
         """Deliver ready messages to consumers with credit, as far as credit allows."""
         ready = self._ready
+        if self.congested and (len(ready) < CONGESTED // 2 or not self._groups):
+            self._relieve()
         if not ready or not self._groups:
             return
         now = self.scheduler.time() if self.scheduler is not None else 0.0
@@ -302,6 +317,13 @@ class Queue:
                 self._expire(message)
                 continue
             self._deliver(consumer, message)
+
+    def _relieve(self) -> None:
+        """The backlog drained: publishers held back for this queue may go on."""
+        self.congested = False
+        waiting, self.throttled = self.throttled, set()
+        for publisher in waiting:
+            publisher.unthrottle()
 
     def _deliver(self, consumer: Consumer, message: Message) -> None:
         consumer.delivered += 1
@@ -496,6 +518,8 @@ class Queue:
                 self.store.ack(message)
         ready.drop_tail()  # paged messages are released by the pager
         self.ready_bytes = 0
+        if self.congested:
+            self._relieve()
         return count
 
     def restore(self, messages: list[Message]) -> None:
@@ -527,6 +551,7 @@ class Queue:
         self.single_active = None
         for consumer in consumers:
             consumer.target.consumer_cancelled(consumer)
+        self._relieve()
         if self.store is not None:
             self.store.delete()  # first: then releasing paged entries writes no acks
         self._ready.clear()

@@ -49,6 +49,10 @@ _HEADER, _START_OK, _SECURE_OK, _TUNE_OK, _OPEN, _OPENED, _CLOSING, _CLOSED = ra
 _CLOSE_OK_TIMEOUT = 3.0
 _WRITE_HIGH = 1024 * 1024
 _WRITE_LOW = 256 * 1024
+_YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
+_STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM = 1, 2, 4
+_THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a deadlock, and a slow
+# consumer (rather than a busy broker) slows its publishers only a little
 
 
 class Connection(asyncio.Protocol):
@@ -81,6 +85,8 @@ class Connection(asyncio.Protocol):
         self.auth_mechanism = ""
         self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
         self._header_buf = b""
+        self._read_stops = 0  # why reading is paused: _STOP_* bits; read again when none is left
+        self._throttle_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_recv = 0.0
         self._sent_since_tick = False
@@ -110,6 +116,11 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_recv = self.loop.time()
         self.recv_oct += len(data)
+        if len(data) >= _YIELD_AFTER and not self._read_stops & _STOP_YIELD:
+            # A big read (a publisher in full flow): let every other connection have its turn
+            # before reading more, so that consumers' acks and deliveries are not starved.
+            self.stop_reading(_STOP_YIELD)
+            self.loop.call_soon(self.resume_reading, _STOP_YIELD)
         if self.state == _HEADER:
             data = self._read_protocol_header(data)
             if not data:
@@ -143,6 +154,34 @@ class Connection(asyncio.Protocol):
         except Exception as exc:  # a bug: keep the node up, tell the client, log once
             log.exception("internal error on connection %s", self.name)
             self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+
+    # -- reading flow control -----------------------------------------------------------
+
+    def stop_reading(self, reason: int) -> None:
+        if not self._read_stops and self.transport is not None and self.state != _CLOSED:
+            self.transport.pause_reading()
+        self._read_stops |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self._read_stops & reason:
+            return
+        self._read_stops &= ~reason
+        if not self._read_stops and self.transport is not None and self.state != _CLOSED:
+            self.transport.resume_reading()
+
+    def throttle(self) -> None:
+        """A queue this connection publishes to is backing up while its consumers wait for
+        the broker (credit flow, as RabbitMQ's): stop reading until it drains, or a moment."""
+        if self._read_stops & _STOP_THROTTLE:
+            return
+        self.stop_reading(_STOP_THROTTLE)
+        self._throttle_timer = self.loop.call_later(_THROTTLE_MAX, self.unthrottle)
+
+    def unthrottle(self) -> None:
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
+        self.resume_reading(_STOP_THROTTLE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = _CLOSED

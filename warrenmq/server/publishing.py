@@ -232,6 +232,8 @@ class PublishingMixin(ChannelBase):
                     refused = True
                 elif copy.stored:
                     stored = True
+                if queue.congested:
+                    self._hold_back(queue)
         elif mandatory:
             self._return(message)
         if self.confirm:
@@ -248,6 +250,15 @@ class PublishingMixin(ChannelBase):
                 conn.confirm_channels.append(self)
                 conn.schedule_flush()
         return stored
+
+    def _hold_back(self, queue: Any) -> None:
+        """Credit flow: stop reading this publisher until the congested queue drains.
+        Never for a connection that consumes from it (its acks must keep flowing)."""
+        conn = self.conn
+        if conn in queue.throttled or any(c.target.conn is conn for c in queue.consumers()):
+            return
+        queue.throttled.add(conn)
+        conn.throttle()
 
     def _reply(self, message: Message, mandatory: bool) -> bool:
         """A reply to a direct reply-to address: straight to the requesting channel."""
