@@ -7,6 +7,7 @@ arguments; an argument known to another type is refused ("invalid arg ... of que
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,54 +22,50 @@ QUEUE_TYPES = ("classic", "quorum")
 KNOWN_TYPES = ("classic", "quorum", "stream")
 OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
 
-CLASSIC_ARGS = frozenset(
-    {
-        "x-expires",
-        "x-message-ttl",
-        "x-dead-letter-exchange",
-        "x-dead-letter-routing-key",
-        "x-max-length",
-        "x-max-length-bytes",
-        "x-max-priority",
-        "x-overflow",
-        "x-queue-mode",
-        "x-queue-version",
-        "x-single-active-consumer",
-        "x-queue-type",
-        "x-queue-master-locator",
-    }
+# In the order RabbitMQ compares them when a queue is redeclared (it reports the first
+# difference in this order).
+CLASSIC_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
 )
-QUORUM_ARGS = frozenset(
-    {
-        "x-dead-letter-exchange",
-        "x-dead-letter-routing-key",
-        "x-dead-letter-strategy",
-        "x-expires",
-        "x-max-length",
-        "x-max-length-bytes",
-        "x-max-in-memory-length",
-        "x-max-in-memory-bytes",
-        "x-overflow",
-        "x-single-active-consumer",
-        "x-queue-type",
-        "x-quorum-initial-group-size",
-        "x-delivery-limit",
-        "x-message-ttl",
-        "x-queue-leader-locator",
-    }
+QUORUM_ARGS = (
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-message-ttl",
+    "x-queue-leader-locator",
 )
-STREAM_ARGS = frozenset(
-    {
-        "x-queue-type",
-        "x-max-length-bytes",
-        "x-max-age",
-        "x-stream-max-segment-size-bytes",
-        "x-stream-filter-size-bytes",
-        "x-initial-cluster-size",
-        "x-queue-leader-locator",
-    }
+STREAM_ARGS = (
+    "x-queue-type",
+    "x-max-length-bytes",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-stream-filter-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
 )
-ALL_ARGS = CLASSIC_ARGS | QUORUM_ARGS | STREAM_ARGS
+ALL_ARGS = frozenset(CLASSIC_ARGS) | frozenset(QUORUM_ARGS) | frozenset(STREAM_ARGS)
 TYPE_ARGS = {"classic": CLASSIC_ARGS, "quorum": QUORUM_ARGS, "stream": STREAM_ARGS}
 TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
 
@@ -287,9 +284,9 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def assert_equivalent_args(current: FieldTable, new: FieldTable, keys: frozenset[str], display: str) -> None:
-    """RabbitMQ's redeclare check over the arguments a queue type knows."""
-    for key in sorted(keys):
+def assert_equivalent_args(current: FieldTable, new: FieldTable, keys: Collection[str], display: str) -> None:
+    """RabbitMQ's redeclare check over the arguments a queue type knows, in its order."""
+    for key in keys:
         old_item = current.get(key)
         new_item = new.get(key)
         if old_item == new_item:

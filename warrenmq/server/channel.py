@@ -228,18 +228,24 @@ class Channel(PublishingMixin, ConsumingMixin):
             self.send(spec.ExchangeDeleteOk())
 
     def _exchange_bind(self, m: spec.ExchangeBind) -> None:
-        destination = self.vhost.exchange(m.destination) if m.destination else self._default_exchange_refused()
+        if not m.destination or not m.source:
+            self._default_exchange_refused()
         self.check_write("exchange", m.destination)
         self.check_read("exchange", m.source)
+        self.vhost.exchange(m.source)  # as RabbitMQ, a missing source is named before a missing destination
+        destination = self.vhost.exchange(m.destination)
         self.vhost.bind(destination, m.source, m.routing_key, _table(m.arguments))
         if not m.nowait:
             self.send(spec.ExchangeBindOk())
 
     def _exchange_unbind(self, m: spec.ExchangeUnbind) -> None:
-        destination = self.vhost.exchange(m.destination) if m.destination else self._default_exchange_refused()
+        if not m.destination or not m.source:
+            self._default_exchange_refused()
         self.check_write("exchange", m.destination)
         self.check_read("exchange", m.source)
-        self.vhost.unbind(destination, m.source, m.routing_key, _table(m.arguments))
+        destination = self.vhost.exchanges.get(m.destination)
+        if destination is not None:  # as RabbitMQ: unbinding a missing exchange is fine
+            self.vhost.unbind(destination, m.source, m.routing_key, _table(m.arguments))
         if not m.nowait:
             self.send(spec.ExchangeUnbindOk())
 

@@ -170,6 +170,10 @@ class ConsumingMixin(ChannelBase):
             self.update_active()
         else:
             self.prefetch_count = m.prefetch_count
+            if self.global_prefetch:
+                # As RabbitMQ 3.x: a per-consumer basic.qos lifts the channel's shared limit.
+                self.global_prefetch = 0
+                self.update_active()
         self.send(spec.BasicQosOk())
 
     def _basic_consume(self, m: spec.BasicConsume) -> None:
