@@ -51,6 +51,7 @@ _WRITE_HIGH = 1024 * 1024
 _WRITE_LOW = 256 * 1024
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
 _STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM = 1, 2, 4
+_SAMPLE_EVERY = 16 * 1024 * 1024  # bytes received node-wide between memory checks
 _THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a deadlock, and a slow
 # consumer (rather than a busy broker) slows its publishers only a little
 
@@ -79,7 +80,9 @@ class Connection(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
         self.paused = False  # socket write buffer full
-        self.blocked = False  # connection.blocked sent (resource alarm)
+        self.blocked = False  # blocked by a resource alarm: not read until it clears
+        self.alarm_pending = False  # an alarm is in force: block at the next publish
+        self.alarm_reason = ""
         self.name = ""
         self.connected_at = 0.0
         self.auth_mechanism = ""
@@ -116,6 +119,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_recv = self.loop.time()
         self.recv_oct += len(data)
+        node = self.node
+        node.unsampled += len(data)
+        if node.unsampled > _SAMPLE_EVERY:
+            node.sample_resources()
         if len(data) >= _YIELD_AFTER and not self._read_stops & _STOP_YIELD:
             # A big read (a publisher in full flow): let every other connection have its turn
             # before reading more, so that consumers' acks and deliveries are not starved.
@@ -146,7 +153,8 @@ class Connection(asyncio.Protocol):
                 elif ftype == 3:
                     channel.on_body(payload)
                 elif ftype == 8:
-                    raise FrameError(f"heartbeat frame on channel {number}")
+                    # RabbitMQ's 505, its text showing the frame as Erlang prints it.
+                    raise UnexpectedFrame(f"type 8, all octets = <<{','.join(map(str, payload))}>>")
                 else:
                     raise FrameError(f"unknown frame type {ftype}")
         except AMQPError as exc:
@@ -236,6 +244,7 @@ class Connection(asyncio.Protocol):
         data = b"".join(out) if len(out) > 1 else out[0]
         out.clear()
         self.send_oct += len(data)
+        self.send_cnt += 1
         self._sent_since_tick = True
         self.transport.write(data)
 
@@ -286,7 +295,9 @@ class Connection(asyncio.Protocol):
             elif isinstance(method, (spec.ConnectionBlocked, spec.ConnectionUnblocked)):
                 pass
             else:
-                raise CommandInvalid(f"unexpected method {method.NAME} on channel 0")
+                raise ChannelErrorConnection(  # RabbitMQ's code and text
+                    "unexpected method in connection state running", method.INDEX >> 16, method.INDEX & 0xFFFF
+                )
             return
         if isinstance(method, spec.ConnectionClose) and state > _START_OK:
             self._client_close(method)
@@ -377,7 +388,7 @@ class Connection(asyncio.Protocol):
         if self.heartbeat:
             self._timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
         self.send_method(0, spec.ConnectionOpenOk(""))
-        if self.node.alarms and self.capabilities.get("connection.blocked"):
+        if self.node.alarms:
             self.set_blocked(True, self.node.alarm_reason())
 
     # -- heartbeats ---------------------------------------------------------------------
@@ -412,8 +423,12 @@ class Connection(asyncio.Protocol):
         if not isinstance(method, spec.ChannelOpen):
             # RabbitMQ's text, naming the method that came instead.
             raise ChannelErrorConnection("expected 'channel.open'", method.INDEX >> 16, method.INDEX & 0xFFFF)
-        if number > self.channel_max:
-            raise NotAllowed(f"channel {number} exceeds the negotiated channel_max of {self.channel_max}")
+        if len(self.channels) >= self.channel_max:
+            # As RabbitMQ: channel_max limits how many channels are open, whatever their numbers.
+            raise NotAllowed(
+                f"number of channels opened ({len(self.channels)}) has reached the negotiated "
+                f"channel_max ({self.channel_max})"
+            )
         self.channels[number] = Channel(self, number)
         self.send_method(number, spec.ChannelOpenOk(b""))
 
@@ -484,12 +499,30 @@ class Connection(asyncio.Protocol):
     # -- flow control -------------------------------------------------------------------
 
     def set_blocked(self, blocked: bool, reason: str = "") -> None:
-        """Resource alarm: stop reading from this connection (publishers) and tell it."""
-        if blocked == self.blocked or self.state != _OPENED:
+        """Resource alarm raised or cleared.  As RabbitMQ: a connection is blocked once it
+        publishes (now, if it has published before; else at its next publish), which stops
+        reading its socket; consumers-only connections keep flowing."""
+        if not blocked:
+            self.alarm_pending = False
+            if self.blocked:
+                self.blocked = False
+                self.resume_reading(_STOP_ALARM)
+                if self.capabilities.get("connection.blocked") and self.state == _OPENED:
+                    self.send_method(0, spec.ConnectionUnblocked())
             return
-        self.blocked = blocked
+        self.alarm_pending = True
+        self.alarm_reason = reason
+        if any(channel.published for channel in self.channels.values()):
+            self.block_publisher()
+
+    def block_publisher(self) -> None:
+        """Called when a connection publishes while an alarm is in force."""
+        if self.blocked or self.state != _OPENED:
+            return
+        self.blocked = True
+        self.stop_reading(_STOP_ALARM)
         if self.capabilities.get("connection.blocked"):
-            self.send_method(0, spec.ConnectionBlocked(reason) if blocked else spec.ConnectionUnblocked())
+            self.send_method(0, spec.ConnectionBlocked(self.alarm_reason))
 
     # -- information --------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from warrenmq.broker.queue import Queue, QueueStore
 from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
 from warrenmq.server.access import AccessControl
+from warrenmq.server.alarms import ResourceMonitor
 from warrenmq.server.connection import Connection
 from warrenmq.server.reply_to import ReplyRegistry
 from warrenmq.store.base import RecoveredQueue
@@ -75,6 +76,8 @@ class Node:
         self.amqp_port = 0
         self.tls_port = 0
         self.management: Any = None
+        self.monitor: ResourceMonitor | None = None
+        self.unsampled = 0  # bytes received since the resource monitor last looked
         self._stopping = False
         self._restoring = False
         self._definitions_pending = False
@@ -200,6 +203,14 @@ class Node:
             self.servers.append(tls_server)
             self.tls_port = tls_server.sockets[0].getsockname()[1]
             log.info("started TLS listener on %s:%d", _host(address[0]), self.tls_port)
+        self.monitor = ResourceMonitor(
+            self.loop,
+            self.set_alarm,
+            self.memory_limit(),
+            self.settings.data_dir if isinstance(self.store, FileStore) else None,
+            self.settings.disk_free_limit,
+        )
+        self.monitor.start()
         if self.settings.management_port > 0:
             await self.start_management()
         log.info("Server startup complete; AMQP port %d", self.amqp_port)
@@ -224,6 +235,8 @@ class Node:
         if self._stopping:
             return
         self._stopping = True
+        if self.monitor is not None:
+            self.monitor.stop()
         for server in self.servers:
             server.close()
         if self.management is not None:
@@ -298,6 +311,12 @@ class Node:
             "version": COMPATIBLE_VERSION,
             "warrenmq_version": __version__,
         }
+
+    def sample_resources(self) -> None:
+        """Much data arrived since the last look: check the alarms now, not at the next tick."""
+        self.unsampled = 0
+        if self.monitor is not None:
+            self.monitor.sample()
 
     def queue_memory_budget(self) -> int:
         """Bytes of message bodies queues may keep in memory before paging to disk."""

@@ -212,6 +212,8 @@ class PublishingMixin(ChannelBase):
     def _route(self, message: Message, mandatory: bool) -> bool:
         """Route to queues; True when the store took the message (a confirm must wait)."""
         exchange = self._publish_target(message.exchange)
+        if self.conn.alarm_pending:
+            self.conn.block_publisher()  # the message is taken; the next ones wait
         if self._extra_keys:
             queues: Any = self.vhost.route_keys(exchange, message, self._extra_keys)
             self._extra_keys = []
