@@ -39,5 +39,25 @@ codegen: $(STAMP)
 check-codegen: $(STAMP)
 	$(BIN)/python tools/codegen.py --spec $(SPEC) --check
 
+# --- benchmarks (never part of `make test`) ----------------------------------------------
+# make bench RABBIT_URI=amqp://guest:guest@127.0.0.1:5682/%2F   compare with a running RabbitMQ
+BENCH_PORT ?= 5673
+RABBIT_URI ?=
+BENCH_ARGS ?=
+BENCH_WARREN = --start-warren "$(BIN)/warren-server --port $(BENCH_PORT) --data-dir $$(mktemp -d) --management-port 0" \
+	--warren-uri amqp://guest:guest@127.0.0.1:$(BENCH_PORT)/%2F
+BENCH_RABBIT = $(if $(RABBIT_URI),--rabbit-uri '$(RABBIT_URI)' --rabbit-pid auto)
+
+bench: $(STAMP)
+	$(BIN)/python bench/compare.py $(BENCH_WARREN) $(BENCH_RABBIT) $(BENCH_ARGS)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python bench/compare.py --smoke $(BENCH_WARREN) $(BENCH_RABBIT) $(BENCH_ARGS)
+
+# make profile ARGS="--scenario manual-ack-100": a flame graph of the broker under load, in profile/
+profile: $(STAMP)
+	$(BIN)/python bench/profile.py --start-broker "$(BIN)/warren-server --port $(BENCH_PORT) --data-dir $$(mktemp -d) --management-port 0" \
+		--uri amqp://guest:guest@127.0.0.1:$(BENCH_PORT)/%2F $(ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

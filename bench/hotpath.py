@@ -113,8 +113,10 @@ async def run(messages: int, size: int, manual_ack: bool, profile: bool) -> None
         profiler.disable()
     elapsed = time.perf_counter() - start
     total = rounds * 1000
-    print(f"{total} messages of {size} B, {'manual ack' if manual_ack else 'auto-ack'}: "
-          f"{elapsed / total * 1e6:.2f} µs/msg, {total / elapsed:,.0f} msg/s (one core, no I/O)")
+    print(
+        f"{total} messages of {size} B, {'manual ack' if manual_ack else 'auto-ack'}: "
+        f"{elapsed / total * 1e6:.2f} µs/msg, {total / elapsed:,.0f} msg/s (one core, no I/O)"
+    )
     print(f"consumer received {con_t.size:,} bytes")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
