@@ -1,0 +1,491 @@
+"""The management interface: what the HTTP API and the CLI may know and do, and no more.
+
+``Admin`` lists every operation the management HTTP API (warrenmq/management) needs; the
+node implements it in warrenmq/server/admin.py, the only place that reaches into broker and
+server internals for management.  Everything crossing this boundary is a plain snapshot
+(the dataclasses below) or a plain value: callers never hold a live broker object.
+
+Operations that a RabbitMQ node performs "as" a user (declare, delete, bind, publish, get,
+purge) take ``as_user``: the user's permissions are then checked as AMQP would check them
+(configure / write / read), and a refusal raises ``AccessRefused``.  ``None`` skips the
+checks.  Failures raise ``AdminError`` subclasses whose ``reason`` is RabbitMQ's wording
+and ``code`` the AMQP reply code, when there is one.
+
+Counters are cumulative integers; rates are the caller's business (sampled on a timer).
+This module is standard-library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# -- errors -------------------------------------------------------------------------------
+
+
+class AdminError(Exception):
+    """An operation refused; ``reason`` is the explanation, ``code`` the AMQP reply code (or 0)."""
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class NotFound(AdminError):
+    """The object (or its vhost) does not exist."""
+
+
+class BadRequest(AdminError):
+    """The request is invalid or its preconditions fail (RabbitMQ's 400)."""
+
+
+class AccessRefused(AdminError):
+    """The acting user may not do this."""
+
+
+class LoginFailed(AdminError):
+    """Wrong user name or password, or a user restricted to loopback logging in remotely."""
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+Counters = dict[str, int]  # message_stats: cumulative counts by RabbitMQ's names
+
+
+@dataclass
+class Listener:
+    protocol: str  # "amqp", "amqp/ssl", "http", "prometheus"
+    ip_address: str
+    port: int
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    version: str  # WarrenMQ's own version
+    compatible_version: str  # the RabbitMQ version WarrenMQ presents itself as
+    python_version: str
+    os_pid: int
+    started_at: float  # epoch seconds
+    uptime_ms: int
+    mem_used: int
+    mem_limit: int
+    mem_alarm: bool
+    disk_free: int
+    disk_free_limit: int
+    disk_free_alarm: bool
+    fd_used: int
+    fd_total: int
+    sockets_used: int
+    processors: int
+    data_dir: str
+    config_files: list[str]
+    listeners: list[Listener]
+    exchange_types: list[str]
+    auth_mechanisms: list[str]
+
+
+@dataclass
+class Totals:
+    connections: int = 0
+    channels: int = 0
+    exchanges: int = 0
+    queues: int = 0
+    consumers: int = 0
+    messages: int = 0
+    messages_ready: int = 0
+    messages_unacknowledged: int = 0
+
+
+@dataclass
+class Overview:
+    node: NodeInfo
+    totals: Totals
+    message_stats: Counters
+    vhosts: list[str]
+
+
+@dataclass
+class ConnectionInfo:
+    name: str
+    vhost: str
+    user: str
+    state: str  # running, blocked, blocking, closing, starting
+    protocol: str
+    auth_mechanism: str
+    peer_host: str
+    peer_port: int
+    host: str
+    port: int
+    ssl: bool
+    channels: int
+    channel_max: int
+    frame_max: int
+    timeout: int  # negotiated heartbeat, seconds
+    client_properties: dict[str, Any]
+    connected_at: int  # epoch milliseconds
+    recv_oct: int
+    send_oct: int
+    recv_cnt: int
+    send_cnt: int
+    send_pend: int
+    user_provided_name: str | None
+
+
+@dataclass
+class ChannelInfo:
+    name: str  # "<connection name> (<number>)"
+    number: int
+    connection_name: str
+    vhost: str
+    user: str
+    peer_host: str
+    peer_port: int
+    state: str
+    consumer_count: int
+    messages_unacknowledged: int
+    messages_unconfirmed: int
+    messages_uncommitted: int
+    acks_uncommitted: int
+    prefetch_count: int
+    global_prefetch_count: int
+    confirm: bool
+    transactional: bool
+    message_stats: Counters
+
+
+@dataclass
+class ConsumerInfo:
+    consumer_tag: str
+    queue: str
+    vhost: str
+    channel_name: str
+    channel_number: int
+    connection_name: str
+    peer_host: str
+    peer_port: int
+    user: str
+    ack_required: bool
+    exclusive: bool
+    prefetch_count: int
+    arguments: dict[str, Any]
+    active: bool
+    activity_status: str  # up, single_active, waiting
+
+
+@dataclass
+class ExchangeInfo:
+    name: str
+    vhost: str
+    type: str
+    durable: bool
+    auto_delete: bool
+    internal: bool
+    arguments: dict[str, Any]
+    policy: str | None
+    message_stats: Counters
+
+
+@dataclass
+class QueueInfo:
+    name: str
+    vhost: str
+    type: str  # classic, quorum
+    durable: bool
+    auto_delete: bool
+    exclusive: bool
+    owner: str | None  # the owning connection's name, for an exclusive queue
+    arguments: dict[str, Any]
+    policy: str | None
+    effective_policy_definition: dict[str, Any]
+    state: str
+    messages_ready: int
+    messages_unacknowledged: int
+    messages_paged_out: int
+    message_bytes_ready: int
+    message_bytes_unacknowledged: int
+    consumers: int
+    active_consumers: int
+    exclusive_consumer_tag: str | None
+    single_active_consumer_tag: str | None
+    memory: int
+    idle_since: float | None  # epoch seconds, None while in use
+    message_stats: Counters
+
+    @property
+    def messages(self) -> int:
+        return self.messages_ready + self.messages_unacknowledged
+
+    @property
+    def message_bytes(self) -> int:
+        return self.message_bytes_ready + self.message_bytes_unacknowledged
+
+
+@dataclass
+class BindingInfo:
+    source: str
+    vhost: str
+    destination: str
+    destination_type: str  # queue, exchange
+    routing_key: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class VHostInfo:
+    name: str
+    description: str
+    tags: list[str]
+    limits: dict[str, int]
+    messages_ready: int
+    messages_unacknowledged: int
+    recv_oct: int
+    send_oct: int
+    message_stats: Counters
+
+    @property
+    def messages(self) -> int:
+        return self.messages_ready + self.messages_unacknowledged
+
+
+@dataclass
+class UserInfo:
+    name: str
+    password_hash: str
+    hashing_algorithm: str
+    tags: list[str]
+    limits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PermissionInfo:
+    user: str
+    vhost: str
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass
+class TopicPermissionInfo:
+    user: str
+    vhost: str
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass
+class PolicyInfo:
+    vhost: str
+    name: str
+    pattern: str
+    apply_to: str
+    definition: dict[str, Any]
+    priority: int
+
+
+@dataclass
+class GotMessage:
+    """One message taken by ``get_messages``."""
+
+    payload: bytes
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    message_count: int  # ready messages left in the queue after this one
+    properties: dict[str, Any]  # set properties only, headers as plain values
+
+
+@dataclass
+class Alarm:
+    resource: str  # "memory", "disk space", "file descriptors"
+    node: str
+
+
+ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false")
+
+
+# -- the interface -----------------------------------------------------------------------
+
+
+class Admin(Protocol):
+    # identity, health, login
+    def node(self) -> NodeInfo: ...
+
+    def overview(self) -> Overview: ...
+
+    def alarms(self) -> list[Alarm]: ...
+
+    def aliveness_test(self, vhost: str, as_user: str | None = None) -> None: ...
+
+    def authenticate(self, username: str, password: str, remote_address: str) -> UserInfo: ...
+
+    def user_vhosts(self, username: str) -> list[str]:
+        """The vhosts the user has permissions in (can log in to)."""
+        ...
+
+    # live objects
+    def connections(self, vhost: str | None = None) -> list[ConnectionInfo]: ...
+
+    def connection(self, name: str) -> ConnectionInfo: ...
+
+    def close_connection(self, name: str, reason: str) -> None: ...
+
+    def channels(self, vhost: str | None = None, connection: str | None = None) -> list[ChannelInfo]: ...
+
+    def channel(self, name: str) -> ChannelInfo: ...
+
+    def consumers(self, vhost: str | None = None) -> list[ConsumerInfo]: ...
+
+    # topology
+    def exchanges(self, vhost: str | None = None) -> list[ExchangeInfo]: ...
+
+    def exchange(self, vhost: str, name: str) -> ExchangeInfo: ...
+
+    def declare_exchange(
+        self,
+        vhost: str,
+        name: str,
+        type_: str,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> bool:
+        """True when created, False when it existed (and is equivalent)."""
+        ...
+
+    def delete_exchange(self, vhost: str, name: str, if_unused: bool = False, as_user: str | None = None) -> None: ...
+
+    def queues(self, vhost: str | None = None) -> list[QueueInfo]: ...
+
+    def queue(self, vhost: str, name: str) -> QueueInfo: ...
+
+    def declare_queue(
+        self,
+        vhost: str,
+        name: str,
+        durable: bool,
+        auto_delete: bool,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> bool:
+        """True when created, False when it existed (and is equivalent)."""
+        ...
+
+    def delete_queue(
+        self, vhost: str, name: str, if_unused: bool = False, if_empty: bool = False, as_user: str | None = None
+    ) -> int:
+        """The number of ready messages the queue held."""
+        ...
+
+    def purge_queue(self, vhost: str, name: str, as_user: str | None = None) -> int: ...
+
+    def bindings(self, vhost: str | None = None) -> list[BindingInfo]:
+        """Every binding, the default exchange's implicit ones included (as RabbitMQ lists them)."""
+        ...
+
+    def bind(
+        self,
+        vhost: str,
+        source: str,
+        destination_type: str,
+        destination: str,
+        routing_key: str,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> None: ...
+
+    def unbind(
+        self,
+        vhost: str,
+        source: str,
+        destination_type: str,
+        destination: str,
+        routing_key: str,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> None: ...
+
+    # messages
+    def publish(
+        self,
+        vhost: str,
+        exchange: str,
+        routing_key: str,
+        payload: bytes,
+        properties: dict[str, Any],
+        as_user: str | None = None,
+    ) -> bool:
+        """True when routed to at least one queue."""
+        ...
+
+    def get_messages(
+        self, vhost: str, queue: str, count: int, ackmode: str, as_user: str | None = None
+    ) -> list[GotMessage]: ...
+
+    # access control
+    def vhosts(self) -> list[VHostInfo]: ...
+
+    def vhost(self, name: str) -> VHostInfo: ...
+
+    def add_vhost(
+        self, name: str, description: str | None = None, tags: list[str] | None = None, as_user: str | None = None
+    ) -> bool:
+        """True when created.  ``as_user`` (the creator) is granted full permissions on a new vhost;
+        a description or tags of None leave an existing vhost's as they are."""
+        ...
+
+    def delete_vhost(self, name: str) -> None: ...
+
+    def users(self) -> list[UserInfo]: ...
+
+    def user(self, name: str) -> UserInfo: ...
+
+    def put_user(
+        self,
+        name: str,
+        tags: list[str],
+        password: str | None = None,
+        password_hash: str | None = None,
+        hashing_algorithm: str | None = None,
+    ) -> bool:
+        """Create or update; True when created.  Neither password nor hash: no password login."""
+        ...
+
+    def delete_user(self, name: str) -> None: ...
+
+    def permissions(self, vhost: str | None = None, user: str | None = None) -> list[PermissionInfo]: ...
+
+    def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> bool:
+        """True when created (rather than changed)."""
+        ...
+
+    def clear_permissions(self, user: str, vhost: str) -> None: ...
+
+    def topic_permissions(self, vhost: str | None = None, user: str | None = None) -> list[TopicPermissionInfo]: ...
+
+    # policies
+    def policies(self, vhost: str | None = None) -> list[PolicyInfo]: ...
+
+    def set_policy(
+        self,
+        vhost: str,
+        name: str,
+        pattern: str,
+        definition: dict[str, Any],
+        priority: int = 0,
+        apply_to: str = "all",
+    ) -> bool:
+        """True when created."""
+        ...
+
+    def clear_policy(self, vhost: str, name: str) -> None: ...
+
+    # definitions
+    def export_definitions(self, vhost: str | None = None) -> dict[str, Any]: ...
+
+    def import_definitions(self, doc: dict[str, Any], vhost: str | None = None) -> None: ...

@@ -1,0 +1,155 @@
+"""The node as a whole: overview, nodes, whoami, health checks, aliveness, definitions."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from warrenmq import admin
+from warrenmq.management import render
+from warrenmq.management.auth import principal, require_admin, require_monitor, require_vhost
+from warrenmq.management.context import context
+from warrenmq.management.http import (
+    HTTPError,
+    bad_request,
+    body_json,
+    no_content,
+    object_not_found,
+    reply,
+)
+
+HEALTH_CHECK_FAILURE = 503
+
+
+async def overview(request: web.Request) -> web.Response:
+    ctx = context(request)
+    p = principal(request)
+    data = render.overview_json(ctx.admin.overview(), ctx.rates, ctx.http_listeners, p.is_monitor)
+    if not p.is_monitor:
+        # A plain management user sees the totals of its own vhosts only.
+        totals = {"channels": 0, "connections": 0, "consumers": 0, "exchanges": 0, "queues": 0}
+        queues = [q for q in ctx.admin.queues() if q.vhost in p.vhosts]
+        totals["queues"] = len(queues)
+        totals["consumers"] = sum(q.consumers for q in queues)
+        totals["exchanges"] = sum(1 for x in ctx.admin.exchanges() if x.vhost in p.vhosts)
+        own = [c for c in ctx.admin.connections() if c.user == p.name]
+        totals["connections"] = len(own)
+        totals["channels"] = sum(c.channels for c in own)
+        data["object_totals"] = totals
+        ready = sum(q.messages_ready for q in queues)
+        unacked = sum(q.messages_unacknowledged for q in queues)
+        data["queue_totals"].update(messages=ready + unacked, messages_ready=ready, messages_unacknowledged=unacked)
+    return reply(data, request)
+
+
+async def cluster_name(request: web.Request) -> web.Response:
+    return reply({"name": context(request).node_name}, request)
+
+
+async def nodes(request: web.Request) -> web.Response:
+    require_monitor(request)
+    ctx = context(request)
+    return reply([render.node_json(ctx.admin.node(), ctx.rates, ctx.http_listeners)], request)
+
+
+async def node(request: web.Request) -> web.Response:
+    require_monitor(request)
+    ctx = context(request)
+    info = ctx.admin.node()
+    if request.match_info["node"] != info.name:
+        raise object_not_found()
+    return reply(render.node_json(info, ctx.rates, ctx.http_listeners), request)
+
+
+async def extensions(request: web.Request) -> web.Response:
+    return reply([], request)
+
+
+async def whoami(request: web.Request) -> web.Response:
+    p = principal(request)
+    return reply({"name": p.name, "tags": p.tags}, request)
+
+
+async def alarms(request: web.Request) -> web.Response:
+    found = context(request).admin.alarms()
+    if not found:
+        return reply({"status": "ok"}, request)
+    body = {
+        "status": "failed",
+        "reason": "There are alarms in effect in the cluster",
+        "alarms": [{"resource": a.resource, "node": a.node} for a in found],
+    }
+    return reply(body, request, status=HEALTH_CHECK_FAILURE)
+
+
+async def aliveness(request: web.Request) -> web.Response:
+    vhost = request.match_info["vhost"]
+    p = require_vhost(request, vhost, write=True)
+    ctx = context(request)
+    if vhost not in {v.name for v in ctx.admin.vhosts()}:
+        raise object_not_found()
+    try:
+        ctx.admin.aliveness_test(vhost, p.name)
+    except admin.BadRequest as exc:
+        return reply({"status": "failed", "reason": exc.reason}, request, status=HEALTH_CHECK_FAILURE)
+    return reply({"status": "ok"}, request)
+
+
+async def export_definitions(request: web.Request) -> web.Response:
+    require_admin(request)
+    vhost = request.match_info.get("vhost")
+    try:
+        doc = context(request).admin.export_definitions(vhost)
+    except admin.NotFound:
+        raise bad_request("vhost_not_found") from None
+    response = reply(doc, request)
+    download = request.query.get("download")
+    if download:
+        response.headers["Content-Disposition"] = f"attachment; filename={download}"
+    return response
+
+
+async def import_definitions(request: web.Request) -> web.Response:
+    require_admin(request)
+    vhost = request.match_info.get("vhost")
+    if request.content_type.startswith("multipart/"):
+        doc = await _uploaded_file(request)
+    else:
+        doc = await body_json(request)
+    try:
+        context(request).admin.import_definitions(doc, vhost)
+    except admin.NotFound:
+        raise bad_request("vhost_not_found") from None
+    return no_content()
+
+
+async def _uploaded_file(request: web.Request) -> dict[str, object]:
+    """The web UI's upload form: the definitions are the ``file`` part."""
+    reader = await request.multipart()
+    async for part in reader:
+        if getattr(part, "name", None) == "file":
+            raw = await part.read()  # type: ignore[union-attr]
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                raise bad_request("not_json") from None
+            if not isinstance(doc, dict):
+                raise bad_request("not_json")
+            return doc
+    raise HTTPError(400, "bad_request", "no definitions file uploaded")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/overview", overview)
+    router.add_get("/api/cluster-name", cluster_name)
+    router.add_get("/api/nodes", nodes)
+    router.add_get("/api/nodes/{node}", node)
+    router.add_get("/api/extensions", extensions)
+    router.add_get("/api/whoami", whoami)
+    router.add_get("/api/health/checks/alarms", alarms)
+    router.add_get("/api/health/checks/local-alarms", alarms)
+    router.add_get("/api/aliveness-test/{vhost}", aliveness)
+    for path in ("/api/definitions", "/api/all-configuration", "/api/definitions/{vhost}"):
+        router.add_get(path, export_definitions)
+        router.add_post(path, import_definitions)

@@ -1,0 +1,253 @@
+"""HTTP plumbing shared by the API handlers: JSON replies and errors as RabbitMQ shapes them,
+request bodies, flags, and the list query parameters (columns, sort, pagination).
+
+RabbitMQ's error body is ``{"error": <type>, "reason": <text>}``: ``bad_request`` (400),
+``not_authorised`` (401, a known user refused), ``not_authorized`` (401, login failed),
+``not_found`` (404, from an operation) and ``Object Not Found`` (404, a missing resource).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+JSON_TYPE = "application/json"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+REALM = 'Basic realm="RabbitMQ Management"'
+
+
+class HTTPError(Exception):
+    """An error reply: status, RabbitMQ's error type and reason."""
+
+    def __init__(self, status: int, error: str, reason: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {error}: {reason}")
+        self.status = status
+        self.error = error
+        self.reason = reason
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        headers = {"cache-control": "no-cache", **self.headers}
+        if not self.error:  # a challenge: no body, as RabbitMQ (cowboy) answers without credentials
+            return web.Response(status=self.status, headers=headers)
+        body = dumps({"error": self.error, "reason": self.reason})
+        return web.Response(status=self.status, text=body, content_type=JSON_TYPE, headers=headers)
+
+
+def bad_request(reason: Any) -> HTTPError:
+    return HTTPError(400, "bad_request", reason)
+
+
+def not_authorised(reason: str) -> HTTPError:
+    return HTTPError(401, "not_authorised", reason)
+
+
+def login_failed(reason: str = "Login failed") -> HTTPError:
+    return HTTPError(401, "not_authorized", reason, {"www-authenticate": REALM})
+
+
+def not_found(reason: str) -> HTTPError:
+    return HTTPError(404, "not_found", reason)
+
+
+def object_not_found() -> HTTPError:
+    return HTTPError(404, "Object Not Found", "Not Found")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def reply(value: Any, request: web.Request | None = None, status: int = 200) -> web.Response:
+    if request is not None and isinstance(value, (list, dict)):
+        value = select_columns(value, request)
+    return web.Response(status=status, text=dumps(value), content_type=JSON_TYPE, headers={"cache-control": "no-cache"})
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def created_or_updated(created: bool) -> web.Response:
+    """cowboy_rest's answers to a PUT: 201 for a new resource, 204 for an existing one."""
+    return web.Response(status=201 if created else 204)
+
+
+async def body_json(request: web.Request) -> dict[str, Any]:
+    """The request body as RabbitMQ decodes it: empty/null means {}, anything else must be an object."""
+    raw = await request.read()
+    text = raw.decode("utf-8", errors="replace").strip()
+    if text in ("", "null", "undefined"):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise bad_request("not_json") from None
+    if isinstance(value, str):
+        raise bad_request(
+            "invalid payload: the request body JSON-decoded to a string. Is the input doubly-JSON-encoded?"
+        )
+    if not isinstance(value, dict):
+        return {}
+    return value
+
+
+def require_keys(body: dict[str, Any], keys: list[str]) -> list[Any]:
+    missing = [k for k in keys if body.get(k) is None]
+    if missing:
+        raise bad_request("[" + ",".join(f"{{key_missing,{k}}}" for k in missing) + "]")
+    return [body[k] for k in keys]
+
+
+def flag(value: Any, default: bool = False) -> bool:
+    """A boolean as RabbitMQ's API accepts it (true/false, "true"/"false")."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise bad_request(f"{value!r} is not a boolean")
+
+
+def integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise bad_request(["not_integer", value])
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request(["not_integer", value]) from None
+
+
+def tag_list(value: Any) -> list[str]:
+    """Tags as a list or as RabbitMQ's comma-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(t).strip() for t in value if str(t).strip()]
+    return [t.strip() for t in str(value).split(",") if t.strip()]
+
+
+# -- list query parameters -------------------------------------------------------------------
+
+
+def _dotted(item: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(item, dict):
+            return 0
+        item = item.get(part, 0)
+    return item
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # Numbers before strings before the rest, as Erlang orders terms; None as 0.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (2, str(value).lower())
+    if isinstance(value, (int, float)):
+        return (0, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, json.dumps(value, sort_keys=True))
+
+
+def sort_items(items: list[dict[str, Any]], request: web.Request, default: tuple[str, ...]) -> list[dict[str, Any]]:
+    sort = request.query.get("sort")
+    keys = list(default)
+    if sort == "":
+        return items
+    if sort:
+        keys = [sort, *keys]
+    items = sorted(items, key=lambda it: [_sort_key(_dotted(it, k)) for k in keys])
+    if request.query.get("sort_reverse", "").lower() == "true":
+        items.reverse()
+    return items
+
+
+def paginate(items: list[dict[str, Any]], request: web.Request) -> Any:
+    page_text = request.query.get("page")
+    if page_text is None:
+        return items
+    try:
+        page = int(page_text)
+        page_size = int(request.query.get("page_size", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        raise bad_request("Pagination parameters are invalid") from None
+    if page < 1 or page_size < 1 or page_size > MAX_PAGE_SIZE:
+        raise HTTPError(
+            400,
+            "invalid_pagination_parameters",
+            f"Invalid pagination parameters: page number {page}, page size {page_size}",
+        )
+    name = request.query.get("name")
+    filtered = items
+    if name:
+        if request.query.get("use_regex", "").lower() == "true":
+            try:
+                regex = re.compile(name, re.IGNORECASE)
+            except re.error:
+                raise bad_request("invalid regular expression") from None
+            filtered = [i for i in items if regex.search(str(i.get("name", "")))]
+        else:
+            filtered = [i for i in items if name.lower() in str(i.get("name", "")).lower()]
+    start = (page - 1) * page_size
+    if start > len(filtered) and filtered:
+        raise HTTPError(
+            400,
+            "page_out_of_range",
+            f"Page out of range, page: {page} page size: {page_size}, len: {len(filtered)}",
+        )
+    chunk = filtered[start : start + page_size]
+    return {
+        "filtered_count": len(filtered),
+        "item_count": len(chunk),
+        "items": chunk,
+        "page": page,
+        "page_count": (len(filtered) + page_size - 1) // page_size,
+        "page_size": page_size,
+        "total_count": len(items),
+    }
+
+
+def _columns(request: web.Request) -> list[list[str]] | None:
+    text = request.query.get("columns")
+    if not text:
+        return None
+    return [c.split(".") for c in text.split(",") if c]
+
+
+def _extract(item: Any, columns: list[list[str]]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out: dict[str, Any] = {}
+    for key, value in item.items():
+        wanted = [c for c in columns if c[0] == key]
+        if not wanted:
+            continue
+        if any(len(c) == 1 for c in wanted):
+            out[key] = value
+        else:
+            out[key] = _extract(value, [c[1:] for c in wanted])
+    return out
+
+
+def select_columns(value: Any, request: web.Request) -> Any:
+    columns = _columns(request)
+    if columns is None:
+        return value
+    if isinstance(value, list):
+        return [_extract(v, columns) for v in value]
+    if isinstance(value, dict) and "items" in value and "page" in value:
+        return {**value, "items": [_extract(v, columns) for v in value["items"]]}
+    return _extract(value, columns)
+
+
+def reply_list(
+    items: list[dict[str, Any]], request: web.Request, default_sort: tuple[str, ...] = ("vhost", "name")
+) -> web.Response:
+    return reply(paginate(sort_items(items, request, default_sort), request), request)

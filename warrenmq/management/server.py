@@ -1,0 +1,81 @@
+"""Starting and stopping the management HTTP listener in the broker's own event loop.
+
+``start_management(node)`` is the node's hook: it wraps the node in its Admin implementation
+(the one place this package touches the server package, by design the composition root's
+choice) and serves the API with ``serve``, which knows nothing but the Admin interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from aiohttp import web
+
+from warrenmq import admin
+from warrenmq.management.app import build_app
+from warrenmq.management.context import Context
+from warrenmq.management.rates import Rates
+
+log = logging.getLogger("warrenmq.management")
+
+
+class ManagementServer:
+    """A running management listener."""
+
+    def __init__(self, runner: web.AppRunner, rates: Rates, host: str, port: int) -> None:
+        self.runner = runner
+        self.rates = rates
+        self.host = host
+        self.port = port
+
+    async def stop(self) -> None:
+        await self.rates.stop()
+        await self.runner.cleanup()
+
+
+async def serve(api: admin.Admin, host: str, port: int, rates_interval: float = 5.0) -> ManagementServer:
+    rates = Rates(api, rates_interval)
+    ctx = Context(api, rates, api.node().name)
+    runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
+    await runner.setup()
+    sock = _listen(host, port)
+    site = web.SockSite(runner, sock)
+    await site.start()
+    bound = sock.getsockname()
+    shown = host or ("::" if sock.family == socket.AF_INET6 else "0.0.0.0")
+    ctx.http_listeners.append(admin.Listener("http", shown, bound[1]))
+    log.info("management API listening on %s:%d", f"[{shown}]" if ":" in shown else shown, bound[1])
+    return ManagementServer(runner, rates, shown, bound[1])
+
+
+async def start_management(node: Any) -> ManagementServer:
+    from warrenmq.server.admin import NodeAdmin
+
+    settings = node.settings
+    api: admin.Admin = NodeAdmin(node)  # checked by mypy: NodeAdmin implements the interface
+    return await serve(api, settings.management_host, settings.management_port)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """All interfaces (dual stack where IPv6 exists) when ``host`` is empty, as the AMQP listener."""
+    if host:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    else:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::", port))
+        except OSError:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
