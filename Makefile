@@ -56,7 +56,7 @@ bench-smoke: $(STAMP)
 
 # make profile ARGS="--scenario manual-ack-100": a flame graph of the broker under load, in profile/
 profile: $(STAMP)
-	$(BIN)/python bench/profile.py --start-broker "$(BIN)/warren-server --port $(BENCH_PORT) --data-dir $$(mktemp -d) --management-port 0" \
+	$(BIN)/python bench/flamegraph.py --start-broker "$(BIN)/warren-server --port $(BENCH_PORT) --data-dir $$(mktemp -d) --management-port 0" \
 		--uri amqp://guest:guest@127.0.0.1:$(BENCH_PORT)/%2F $(ARGS)
 
 clean:
