@@ -123,3 +123,10 @@ def test_processes_default_to_cpus() -> None:
     assert cfg.processes_for(0, None) == 0
     assert cfg.processes_for(1, None) == 1
     assert cfg.processes_for(10, 3) == 3
+
+
+def test_help_text_renders() -> None:
+    """argparse expands % in help strings: the default URI's %2F must be escaped."""
+    from warrenmq.perf.options import build_parser
+
+    assert "%2F" in build_parser().format_help()

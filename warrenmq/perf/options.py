@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load generator for AMQP 0-9-1 brokers (PerfTest-style).",
         argument_default=S,
     )
-    p.add_argument("--uri", "-H", dest="uri", help=f"broker URI (default {DEFAULT_URI})")
+    p.add_argument("--uri", "-H", dest="uri", help="broker URI (default " + DEFAULT_URI.replace("%", "%%") + ")")
     p.add_argument(
         "--scenario",
         "-S",
