@@ -104,7 +104,7 @@ def location(segment: int, offset: int) -> int:
 class PagedFifo:
     """Fifo interface (append/popleft/peek/requeue/clear/len) over head + staging + tail."""
 
-    __slots__ = ("_staged", "budget", "head", "head_limit", "owner", "pager", "staging", "tail")
+    __slots__ = ("_recovered_at", "_staged", "budget", "head", "head_limit", "owner", "pager", "staging", "tail")
 
     def __init__(self, pager: Pager, budget: MemoryBudget, head_limit: int, owner: object) -> None:
         self.head = Fifo()
@@ -115,6 +115,7 @@ class PagedFifo:
         self.head_limit = head_limit
         self.owner = owner  # the queue (store handle lookups)
         self._staged = False
+        self._recovered_at = 0.0  # when messages were recovered from disk (0: never)
 
     # -- the Fifo interface ---------------------------------------------------------------
 
@@ -204,7 +205,11 @@ class PagedFifo:
             count = min(PAGE_IN_BATCH, len(tail))
             messages = self.pager.page_in(tail, count, self.owner)
             tail.advance(count)
+            recovered_at = self._recovered_at
             for message in messages:
+                if recovered_at and message.expiration is not None and not message.expires_at:
+                    # Recovered from disk: its per-message TTL runs from the recovery.
+                    message.expires_at = _recovered_deadline(self.owner, message.expiration, recovered_at)
                 self.head.append(message)
                 self.budget.used += len(message.body)
         elif self.staging:
@@ -221,8 +226,9 @@ class PagedFifo:
         if not staging:
             return
         messages = list(staging)
-        staging.clear()
+        # If writing fails (a full disk) this raises and the messages stay staged, in memory.
         self.pager.page_out([m for m in messages if m.segment < 0])
+        staging.clear()
         tail = self.tail
         for m in messages:
             tail.add(m.seq, location(m.segment, m.offset), len(m.body), m.returns, m.expires_at, m.stored)
@@ -235,9 +241,24 @@ class PagedFifo:
         tail.sizes.extend(sizes)
         tail.returns.extend(returns)
         n = len(seqs)
-        tail.deadlines.extend(array("d", bytes(8 * n)))
+        # Expiry deadlines are not on disk: a recovered message's TTL runs from the recovery
+        # (the queue's TTL now; a per-message one when the message is read back).
+        owner = self.owner
+        scheduler = getattr(owner, "scheduler", None)
+        if scheduler is not None:
+            self._recovered_at = scheduler.time()
+        deadline = _recovered_deadline(owner, None, self._recovered_at)
+        tail.deadlines.extend(array("d", [deadline]) * n)
         tail.persistent.extend(b"\x01" * n)
+        if deadline and scheduler is not None:
+            scheduler.call_later(0, owner.arm_expiry)  # type: ignore[attr-defined]
 
     def tail_bytes(self) -> int:
         tail = self.tail
         return sum(tail.sizes[tail.start :])
+
+
+def _recovered_deadline(owner: object, expiration: str | None, recovered_at: float) -> float:
+    """The expiry deadline of a message recovered at ``recovered_at`` (0.0: none)."""
+    deadline = getattr(owner, "recovered_deadline", None)
+    return deadline(expiration, recovered_at) if deadline is not None and recovered_at else 0.0

@@ -101,7 +101,7 @@ class Node:
             recovery = store.open()
         except StoreLocked as exc:
             raise RuntimeError(str(exc)) from None
-        store.on_disk_full = lambda full: self.set_alarm("disk", full)
+        store.on_disk_full = lambda full: self.set_alarm("disk_full", full)
         self.store = store
         self._restoring = True
         self.broker.storage = self

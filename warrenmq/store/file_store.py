@@ -125,6 +125,7 @@ class FileStore:
         self._staged: list[PagedFifo] = []
         self._read_fds: dict[int, int] = {}
         self._commit_scheduled = False
+        self._retry_pending = False
         self._syncing = False
         self._dirty_fds: set[int] = set()
         self._closing_fds: list[int] = []
@@ -392,10 +393,10 @@ class FileStore:
         self._commit_scheduled = False
         try:
             wrote = self._write_messages()
-            if self._staged:
-                staged, self._staged = self._staged, []
-                for backlog in staged:
-                    backlog.flush_staging()
+            while self._staged:
+                backlog = self._staged[-1]
+                backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
+                self._staged.pop()
             self._write_acks()
         except OSError as exc:
             self._write_failed(exc)
@@ -423,10 +424,10 @@ class FileStore:
             return False
         assert self._current is not None
         pieces: list[bytes] = []
+        placed: list[tuple[FileQueueStore, Message, int]] = []
         segment = self._current
         number = segment.number
         offset = segment.size
-        placed = 0
         for _seq, pairs in pending:
             if not pairs:
                 continue
@@ -436,19 +437,22 @@ class FileStore:
             )
             pieces.extend(record)
             for handle, copy in pairs:
+                placed.append((handle, copy, offset))
+            offset += len(record[0]) + len(record[1]) + len(record[2]) + len(record[3])
+        if pieces:
+            # On failure (a full disk) this raises with nothing written and everything still
+            # pending: no message is confirmed that is not on disk.
+            self._writev(pieces)
+            for handle, copy, at in placed:
                 copy.segment = number
-                copy.offset = offset
+                copy.offset = at
                 counts = handle.counts
                 counts[number] = counts.get(number, 0) + 1
-            placed += len(pairs)
-            offset += len(record[0]) + len(record[1]) + len(record[2]) + len(record[3])
+            segment.size = offset
+            segment.live += len(placed)
+            self._dirty_fds.add(self._fd)
         self._pending = []
         self._pending_by_seq = {}
-        if pieces:
-            self._writev(pieces)
-            segment.size = offset
-            segment.live += placed
-            self._dirty_fds.add(self._fd)
         if segment.size >= self.segment_size:
             self._roll_over()
         return bool(pieces)
@@ -471,16 +475,19 @@ class FileStore:
 
     def _write_acks(self) -> None:
         acks = self._acks
-        if not acks:
-            return
-        self._acks = {}
-        for number, entries in acks.items():
+        for number in list(acks):
             segment = self._segments.get(number)
-            if segment is None:
-                continue
-            if segment.ack_fd < 0:
-                segment.ack_fd = os.open(segment.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.write(segment.ack_fd, b"".join(entries))
+            if segment is not None:
+                if segment.ack_fd < 0:
+                    segment.ack_fd = os.open(segment.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                data = b"".join(acks[number])
+                written = os.write(segment.ack_fd, data)
+                if written != len(data):  # short write: keep the rest, whole records only
+                    keep = written - written % records.ACK_SIZE
+                    os.ftruncate(segment.ack_fd, os.fstat(segment.ack_fd).st_size - (written - keep))
+                    acks[number] = [data[keep:]]
+                    raise OSError(28, "short write to an ack file")
+            del acks[number]
 
     def _write_failed(self, exc: OSError) -> None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -492,9 +499,12 @@ class FileStore:
         else:
             log.error("message store write failed: %s; retrying", exc)
         # Keep everything pending (nothing is confirmed) and try again shortly.
-        self._loop.call_later(1.0, self._retry_commit)
+        if not self._retry_pending:
+            self._retry_pending = True
+            self._loop.call_later(1.0, self._retry_commit)
 
     def _retry_commit(self) -> None:
+        self._retry_pending = False
         if not self._commit_scheduled:
             self._commit_scheduled = True
             self._commit()
