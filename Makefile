@@ -59,5 +59,12 @@ profile: $(STAMP)
 	$(BIN)/python bench/flamegraph.py --start-broker "$(BIN)/warren-server --port $(BENCH_PORT) --data-dir $$(mktemp -d) --management-port 0" \
 		--uri amqp://guest:guest@127.0.0.1:$(BENCH_PORT)/%2F $(ARGS)
 
+# --- fuzzing (never part of `make test`, which runs a few seconds of it) ---------------------
+# make fuzz FUZZ_ARGS="--duration 600 --seed 7"   longer, or repeatable
+FUZZ_ARGS ?=
+fuzz: $(STAMP)
+	WARREN_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz/test_frame_fuzz.py
+	$(BIN)/python -m tests.fuzz.socket_fuzz --duration 60 $(FUZZ_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

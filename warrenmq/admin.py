@@ -468,6 +468,20 @@ class Admin(Protocol):
 
     def topic_permissions(self, vhost: str | None = None, user: str | None = None) -> list[TopicPermissionInfo]: ...
 
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> bool:
+        """True when created (rather than changed)."""
+        ...
+
+    def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> None:
+        """Every exchange's when ``exchange`` is None."""
+        ...
+
+    def set_vhost_limit(self, vhost: str, name: str, value: int) -> None:
+        """``max-connections`` or ``max-queues``; a negative value is no limit."""
+        ...
+
+    def clear_vhost_limit(self, vhost: str, name: str) -> None: ...
+
     # policies
     def policies(self, vhost: str | None = None) -> list[PolicyInfo]: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,43 @@ from typing import Any
 
 class ConfigError(ValueError):
     pass
+
+
+# Settings that are amounts of bytes accept RabbitMQ's units: "50MB", "2GiB", "512k".
+BYTE_SETTINGS = frozenset(
+    {
+        "max_message_size",
+        "memory_high_watermark_absolute",
+        "disk_free_limit",
+        "queue_memory_budget",
+        "store_segment_size",
+    }
+)
+_UNITS = {
+    "": 1,
+    "k": 1024,
+    "K": 1024,
+    "kiB": 1024,
+    "KiB": 1024,
+    "M": 1024**2,
+    "MiB": 1024**2,
+    "G": 1024**3,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+    "kB": 1000,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
+_SIZE = re.compile(r"\s*(\d+)\s*([A-Za-z]*)\s*")
+
+
+def parse_bytes(text: str) -> int:
+    found = _SIZE.fullmatch(text)
+    if found is None or found.group(2) not in _UNITS:
+        raise ValueError(text)
+    return int(found.group(1)) * _UNITS[found.group(2)]
 
 
 @dataclass
@@ -78,6 +116,23 @@ class Settings:
             if name not in fields:
                 raise ConfigError(f"{source}: unknown setting {key!r}")
             setattr(self, name, _convert(name, raw, getattr(self, name), source))
+        self.check(source)
+
+    def check(self, source: str) -> None:
+        """Values that have the right type but cannot work."""
+        for name in ("port", "tls_port", "management_port", "management_tls_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ConfigError(f"{source}: bad value {value!r} for setting {name!r}: not a port number")
+        for name in ("frame_max", "channel_max", "heartbeat"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{source}: bad value {getattr(self, name)!r} for setting {name!r}: negative")
+        if self.frame_max and self.frame_max < 4096:
+            raise ConfigError(f"{source}: bad value {self.frame_max!r} for setting 'frame_max': below 4096")
+        if self.channel_max > 65535:
+            raise ConfigError(f"{source}: bad value {self.channel_max!r} for setting 'channel_max': above 65535")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"{source}: bad value {self.log_level!r} for setting 'log_level'")
 
 
 def _convert(name: str, raw: Any, current: Any, source: str) -> Any:
@@ -92,8 +147,10 @@ def _convert(name: str, raw: Any, current: Any, source: str) -> Any:
                 return False
             raise ValueError(raw)
         if isinstance(current, int):
-            if isinstance(raw, bool):
+            if isinstance(raw, (bool, float)):
                 raise ValueError(raw)
+            if isinstance(raw, str) and name in BYTE_SETTINGS:
+                return parse_bytes(raw)
             return int(raw)
         if isinstance(current, float):
             return float(raw)

@@ -60,21 +60,39 @@ class Permission:
     write: str = ".*"
     read: str = ".*"
 
+    def allows(self, permission: str, name: str) -> bool:
+        """``permission`` is "configure", "write" or "read"."""
+        return pattern_matches(getattr(self, permission), name)
+
     def _allows(self, pattern: str, name: str) -> bool:
-        # RabbitMQ matches the regex anywhere-anchored at the start (re:run with anchored
-        # patterns only when the pattern says so); an empty pattern grants nothing.
-        if pattern == "":
-            return False
-        return re.search(pattern, name) is not None
+        return pattern_matches(pattern, name)
 
     def can_configure(self, name: str) -> bool:
-        return self._allows(self.configure, name)
+        return pattern_matches(self.configure, name)
 
     def can_write(self, name: str) -> bool:
-        return self._allows(self.write, name)
+        return pattern_matches(self.write, name)
 
     def can_read(self, name: str) -> bool:
-        return self._allows(self.read, name)
+        return pattern_matches(self.read, name)
+
+
+_COMPILED: dict[str, re.Pattern[str] | None] = {}
+
+
+def pattern_matches(pattern: str, name: str) -> bool:
+    """RabbitMQ's ``re:run(Name, Pattern)``: an unanchored search; an empty pattern is ``^$``.
+    A pattern that is not a valid regular expression grants nothing."""
+    compiled = _COMPILED.get(pattern, False)
+    if compiled is False:
+        try:
+            compiled = re.compile(pattern or "^$")
+        except re.error:
+            compiled = None
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        _COMPILED[pattern] = compiled
+    return compiled is not None and compiled.search(name) is not None  # type: ignore[union-attr]
 
 
 class UserStore:
@@ -97,3 +115,13 @@ class UserStore:
 
     def permission(self, user: str, vhost: str) -> Permission | None:
         return self.permissions.get((user, vhost))
+
+    def topic_allows(self, user: str, vhost: str, exchange: str, permission: str, routing_key: str) -> bool:
+        """Topic permissions (write, read) on a routing key; none for the exchange grants all.
+        ``{username}`` and ``{vhost}`` in a pattern stand for the user's name and the vhost."""
+        granted = self.topic_permissions.get((user, vhost, exchange))
+        if granted is None:
+            return True
+        pattern = granted[0] if permission == "write" else granted[1]
+        pattern = pattern.replace("{username}", user).replace("{vhost}", vhost)
+        return pattern_matches(pattern, routing_key)

@@ -18,8 +18,10 @@ from warrenmq.management.http import (
     bad_request,
     body_json,
     created_or_updated,
+    dumps,
     integer,
     no_content,
+    not_found,
     object_not_found,
     reply,
     reply_list,
@@ -307,6 +309,76 @@ async def vhost_limits(request: web.Request) -> web.Response:
     return reply(items, request)
 
 
+async def put_vhost_limit(request: web.Request) -> web.Response:
+    """PUT /api/vhost-limits/{vhost}/{name} {"value": N}, as RabbitMQ (204 whether new or not)."""
+    require_admin(request)
+    vhost, name = request.match_info["vhost"], request.match_info["name"]
+    ctx = context(request)
+    try:
+        ctx.admin.vhost(vhost)
+    except admin.NotFound:
+        raise not_found("vhost_not_found") from None
+    body = await body_json(request)
+    if "value" not in body:
+        raise bad_request("[{key_missing,value}]")
+    value = body["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        shown = f'<<"{value}">>' if isinstance(value, str) else dumps(value)
+        raise bad_request(f"Validation failed\n\n{name} should be a number, actually was {shown}\n")
+    try:
+        ctx.admin.set_vhost_limit(vhost, name, int(value))
+    except admin.BadRequest as exc:
+        raise bad_request(exc.reason) from None
+    return no_content()
+
+
+async def delete_vhost_limit(request: web.Request) -> web.Response:
+    require_admin(request)
+    vhost, name = request.match_info["vhost"], request.match_info["name"]
+    try:
+        context(request).admin.clear_vhost_limit(vhost, name)
+    except admin.NotFound:
+        raise not_found("vhost_not_found") from None
+    return no_content()
+
+
+async def get_topic_permissions(request: web.Request) -> web.Response:
+    require_admin(request)
+    vhost, user = request.match_info["vhost"], request.match_info["user"]
+    items = [render.topic_permission_json(x) for x in context(request).admin.topic_permissions(vhost, user)]
+    if not items:
+        raise object_not_found()
+    return reply_list(items, request, ("vhost", "user"))
+
+
+async def put_topic_permissions(request: web.Request) -> web.Response:
+    require_admin(request)
+    ctx = context(request)
+    vhost, user = request.match_info["vhost"], request.match_info["user"]
+    try:
+        ctx.admin.user(user)
+        ctx.admin.vhost(vhost)
+    except admin.NotFound:
+        raise bad_request("vhost_or_user_not_found") from None
+    body = await body_json(request)
+    exchange, write, read = require_keys(body, ["exchange", "write", "read"])
+    try:
+        created = ctx.admin.set_topic_permissions(user, vhost, str(exchange), str(write), str(read))
+    except admin.BadRequest as exc:
+        raise bad_request(exc.reason) from None
+    return created_or_updated(created)
+
+
+async def delete_topic_permissions(request: web.Request) -> web.Response:
+    require_admin(request)
+    vhost, user = request.match_info["vhost"], request.match_info["user"]
+    try:
+        context(request).admin.clear_topic_permissions(user, vhost, request.match_info.get("exchange"))
+    except admin.NotFound:
+        raise object_not_found() from None
+    return no_content()
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/vhosts", list_vhosts)
     router.add_get("/api/vhosts/{vhost}", get_vhost)
@@ -344,3 +416,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_get(path, empty_list)
     router.add_get("/api/vhost-limits", vhost_limits)
     router.add_get("/api/vhost-limits/{vhost}", vhost_limits)
+    router.add_put("/api/vhost-limits/{vhost}/{name}", put_vhost_limit)
+    router.add_delete("/api/vhost-limits/{vhost}/{name}", delete_vhost_limit)
+    router.add_get("/api/topic-permissions/{vhost}/{user}", get_topic_permissions)
+    router.add_put("/api/topic-permissions/{vhost}/{user}", put_topic_permissions)
+    router.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permissions)
+    router.add_delete("/api/topic-permissions/{vhost}/{user}/{exchange}", delete_topic_permissions)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -35,19 +36,35 @@ class ManagementServer:
         await self.runner.cleanup()
 
 
-async def serve(api: admin.Admin, host: str, port: int, rates_interval: float = 5.0) -> ManagementServer:
+async def serve(
+    api: admin.Admin,
+    host: str,
+    port: int | None,
+    rates_interval: float = 5.0,
+    tls_port: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ManagementServer:
+    """HTTP on ``port`` (None: none), HTTPS on ``tls_port`` with ``ssl_context`` (if given)."""
     rates = Rates(api, rates_interval)
     ctx = Context(api, rates, api.node().name)
     runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
     await runner.setup()
-    sock = _listen(host, port)
-    site = web.SockSite(runner, sock)
-    await site.start()
-    bound = sock.getsockname()
-    shown = host or ("::" if sock.family == socket.AF_INET6 else "0.0.0.0")
-    ctx.http_listeners.append(admin.Listener("http", shown, bound[1]))
-    log.info("management API listening on %s:%d", f"[{shown}]" if ":" in shown else shown, bound[1])
-    return ManagementServer(runner, rates, shown, bound[1])
+    shown, first = host, 0
+    listeners: list[tuple[str, int | None, ssl.SSLContext | None]] = [("http", port, None)]
+    if ssl_context is not None and tls_port is not None:
+        listeners.append(("https", tls_port, ssl_context))
+    for protocol, number, context in listeners:
+        if number is None:
+            continue
+        sock = _listen(host, number)
+        await web.SockSite(runner, sock, ssl_context=context).start()
+        bound = sock.getsockname()[1]
+        shown = host or ("::" if sock.family == socket.AF_INET6 else "0.0.0.0")
+        ctx.http_listeners.append(admin.Listener(protocol, shown, bound))
+        what = "management API" if protocol == "http" else "management API (HTTPS)"
+        log.info("%s listening on %s:%d", what, f"[{shown}]" if ":" in shown else shown, bound)
+        first = first or bound
+    return ManagementServer(runner, rates, shown, first)
 
 
 async def start_management(node: Any) -> ManagementServer:
@@ -55,7 +72,14 @@ async def start_management(node: Any) -> ManagementServer:
 
     settings = node.settings
     api: admin.Admin = NodeAdmin(node)  # checked by mypy: NodeAdmin implements the interface
-    return await serve(api, settings.management_host, settings.management_port)
+    https = node.management_tls_wanted()
+    return await serve(
+        api,
+        settings.management_host,
+        settings.management_port if settings.management_port > 0 else None,
+        tls_port=settings.management_tls_port if https else None,
+        ssl_context=node.tls_context(verify_clients=False) if https else None,
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:

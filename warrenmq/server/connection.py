@@ -8,16 +8,25 @@ queues added to it.
 
 States: header -> start-ok -> tune-ok -> open -> opened -> closing -> closed.  A hard error
 sends connection.close and then ignores everything but close/close-ok; a soft error closes
-only its channel.  The socket's write buffer is the back-pressure signal: when it is full,
-the connection's channels stop taking deliveries until it drains.
+only its channel.  As RabbitMQ: an error before tune-ok (a bad frame, a method out of order,
+an unknown mechanism, a tune-ok out of range) closes the socket without a word; a refused
+login says so only to clients with the authentication_failure_close capability; from
+connection.open on, errors are connection.close frames.
+
+The socket's write buffer is the back-pressure signal: when it is full, the connection's
+channels stop taking deliveries until it drains; if what the client asked for (replies,
+returns, get-oks) still piles up past a hard limit, its socket is not read until it drains,
+so a client that does not read cannot make the broker buffer without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import struct
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from warrenmq.amqp import spec
@@ -33,7 +42,15 @@ from warrenmq.amqp.errors import (
     SyntaxErrorAMQP,
     UnexpectedFrame,
 )
-from warrenmq.amqp.frames import HEARTBEAT_FRAME, PROTOCOL_HEADER, FrameReader, decode_method, method_frame
+from warrenmq.amqp.frames import (
+    HEARTBEAT_FRAME,
+    PROTOCOL_HEADER,
+    FrameReader,
+    decode_method,
+    erlang_binary,
+    frame_error_text,
+    method_frame,
+)
 from warrenmq.amqp.values import FieldTable, read_table
 from warrenmq.server.channel import Channel
 from warrenmq.server.publishing import PublishingMixin
@@ -49,11 +66,30 @@ _HEADER, _START_OK, _SECURE_OK, _TUNE_OK, _OPEN, _OPENED, _CLOSING, _CLOSED = ra
 _CLOSE_OK_TIMEOUT = 3.0
 _WRITE_HIGH = 1024 * 1024
 _WRITE_LOW = 256 * 1024
+_WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket is not read
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
-_STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM = 1, 2, 4
+_STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT = 1, 2, 4, 8
 _SAMPLE_EVERY = 16 * 1024 * 1024  # bytes received node-wide between memory checks
 _THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a deadlock, and a slow
 # consumer (rather than a busy broker) slows its publishers only a little
+
+
+_UNPARSABLE = (IndexError, struct.error, UnicodeDecodeError, OverflowError, ValueError)
+
+
+class _ParserCrash(InternalError):
+    """RabbitMQ's answer when its parser crashes on a client's bytes: 541 with no detail."""
+
+    @property
+    def reply_text(self) -> str:
+        return "INTERNAL_ERROR"
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line in function: Type: message`` of where ``exc`` was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}: " if frames else ""
+    return f"{at}{type(exc).__name__}: {exc}"
 
 
 class Connection(asyncio.Protocol):
@@ -86,6 +122,7 @@ class Connection(asyncio.Protocol):
         self.name = ""
         self.connected_at = 0.0
         self.auth_mechanism = ""
+        self.peer_cert_cn = ""  # TLS: the common name of the client's verified certificate
         self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
         self._header_buf = b""
         self._read_stops = 0  # why reading is paused: _STOP_* bits; read again when none is left
@@ -113,6 +150,8 @@ class Connection(asyncio.Protocol):
         self.name = f"{_host(self.peer[0])}:{self.peer[1]} -> {_host(self.local[0])}:{self.local[1]}"
         self.connected_at = self.loop.time()
         self._last_recv = self.connected_at
+        if self.tls:
+            self.peer_cert_cn = _common_name(transport.get_extra_info("peercert"))
         self._timer = self.loop.call_later(self.settings.handshake_timeout, self._handshake_timeout)
         self.node.connection_opened(self)
 
@@ -152,13 +191,18 @@ class Connection(asyncio.Protocol):
                     channel.on_header(payload)
                 elif ftype == 3:
                     channel.on_body(payload)
-                elif ftype == 8:
-                    # RabbitMQ's 505, its text showing the frame as Erlang prints it.
-                    raise UnexpectedFrame(f"type 8, all octets = <<{','.join(map(str, payload))}>>")
+                elif ftype == 8 and not payload:
+                    raise UnexpectedFrame(_octets(8, payload))  # RabbitMQ's 505: not on a channel
                 else:
-                    raise FrameError(f"unknown frame type {ftype}")
+                    raise FrameError(frame_error_text(ftype, payload, "unknown_frame"))
         except AMQPError as exc:
             self.fail(exc)
+        except _UNPARSABLE as exc:
+            # Client bytes that a decoder did not expect (a truncated property, a timestamp no
+            # calendar holds...).  RabbitMQ's parser crashes on such input and closes with a
+            # bare 541 INTERNAL_ERROR; so does this, logging where, without a traceback.
+            log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
+            self.fail(_ParserCrash("unparsable input"))
         except Exception as exc:  # a bug: keep the node up, tell the client, log once
             log.exception("internal error on connection %s", self.name)
             self.fail(InternalError(f"internal error: {type(exc).__name__}"))
@@ -211,6 +255,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.resume_reading(_STOP_OUTPUT)
         for channel in self.channels.values():
             channel.update_active()
 
@@ -247,6 +292,10 @@ class Connection(asyncio.Protocol):
         self.send_cnt += 1
         self._sent_since_tick = True
         self.transport.write(data)
+        if self.paused and self.transport.get_write_buffer_size() > _WRITE_HARD:
+            # The client asks (gets, publishes with returns or confirms...) but does not read
+            # the answers: hear no more from it until it has read them.
+            self.stop_reading(_STOP_OUTPUT)
 
     # -- handshake ----------------------------------------------------------------------
 
@@ -261,7 +310,8 @@ class Connection(asyncio.Protocol):
             return self._bad_header()
         self._header_buf = b""
         self.state = _START_OK
-        self.send_method(0, spec.ConnectionStart(0, 9, self.node.server_properties(), b"PLAIN AMQPLAIN", b"en_US"))
+        mechanisms = b"PLAIN AMQPLAIN EXTERNAL" if self.peer_cert_cn else b"PLAIN AMQPLAIN"
+        self.send_method(0, spec.ConnectionStart(0, 9, self.node.server_properties(), mechanisms, b"en_US"))
         return buf[8:]
 
     def _bad_header(self) -> bytes:
@@ -279,10 +329,12 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def _on_channel_zero(self, ftype: int, payload: bytes) -> None:
-        if ftype == 8:
+        if ftype == 8 and not payload:
             return  # heartbeat: _last_recv already noted it
+        if ftype == 2 or ftype == 3:
+            raise UnexpectedFrame(_octets(ftype, payload))  # RabbitMQ's 505: content on channel 0
         if ftype != 1:
-            raise UnexpectedFrame(f"expected method frame on channel 0, got frame type {ftype}")
+            raise FrameError(frame_error_text(ftype, payload, "unknown_frame"))
         method = decode_method(payload)
         state = self.state
         if state == _OPENED:
@@ -308,7 +360,7 @@ class Connection(asyncio.Protocol):
         elif state == _OPEN and isinstance(method, spec.ConnectionOpen):
             self._on_open(method)
         else:
-            raise CommandInvalid(f"unexpected method {method.NAME} during the handshake")
+            raise CommandInvalid(f"unexpected method {method.NAME} during the handshake", *_ids(method))
 
     def _on_start_ok(self, method: spec.ConnectionStartOk) -> None:
         self.client_properties = (
@@ -321,65 +373,67 @@ class Connection(asyncio.Protocol):
         mechanism = method.mechanism
         response = method.response if isinstance(method.response, bytes) else method.response.encode()
         self.auth_mechanism = mechanism
+        users = self.node.broker.users
         if mechanism == "PLAIN":
+            # "\0user\0password"; as RabbitMQ 3.10, an authorisation identity is refused.
             parts = response.split(b"\x00")
-            if len(parts) != 3:
-                return self._refuse_login(mechanism)
+            if len(parts) != 3 or parts[0]:
+                raise SyntaxErrorAMQP("PLAIN response is not \\0user\\0password")
             username, password = parts[1].decode(errors="replace"), parts[2].decode(errors="replace")
+            user = users.authenticate(username, password)
         elif mechanism == "AMQPLAIN":
-            try:
-                table = _amqplain(response)
-            except AMQPError:
-                return self._refuse_login(mechanism)
-            username, password = str(table.get("LOGIN", "")), str(table.get("PASSWORD", ""))
+            table = _amqplain(response)
+            if "LOGIN" not in table or "PASSWORD" not in table:
+                raise SyntaxErrorAMQP("AMQPLAIN auth info is missing LOGIN or PASSWORD field")
+            username, password = _text(table["LOGIN"]), _text(table["PASSWORD"])
+            user = users.authenticate(username, password)
+        elif mechanism == "EXTERNAL" and self.peer_cert_cn:
+            # The user named by the verified client certificate's CN; no password.
+            username = self.peer_cert_cn
+            user = users.users.get(username)
         else:
-            raise AccessRefusedConnection(f"unsupported authentication mechanism '{mechanism}'")
-        user = self.node.broker.users.authenticate(username, password)
+            raise CommandInvalid(f"unknown authentication mechanism '{mechanism}'")
         if user is None:
-            return self._refuse_login(mechanism, username)
+            return self._refuse_login(mechanism, username, "invalid credentials")
         if user.name in self.settings.loopback_users and not self.node.is_loopback(self.peer[0]):
-            log.warning("user '%s' can only connect via localhost (connection %s)", user.name, self.name)
-            return self._refuse_login(mechanism, username)
+            return self._refuse_login(mechanism, username, "can only connect via localhost")
         self.user = user
         self.state = _TUNE_OK
         self.send_method(
             0, spec.ConnectionTune(self.settings.channel_max, self.settings.frame_max, self.settings.heartbeat)
         )
 
-    def _refuse_login(self, mechanism: str, username: str = "") -> None:
-        log.warning("login refused for user '%s' (connection %s)", username, self.name)
-        error = AccessRefusedConnection(
-            f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
-        )
+    def _refuse_login(self, mechanism: str, username: str, why: str) -> None:
+        log.warning("login refused for user '%s' (connection %s): %s", username, self.name, why)
         if self.capabilities.get("authentication_failure_close"):
-            self.fail(error)
+            self._send_close(
+                AccessRefusedConnection(
+                    f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+                )
+            )
         else:
-            self._terminate()
+            self._abort()
 
     def _on_tune_ok(self, method: spec.ConnectionTuneOk) -> None:
-        server_frame_max = self.settings.frame_max
-        frame_max = method.frame_max or server_frame_max
-        if frame_max < spec.FRAME_MIN_SIZE:
-            raise NotAllowed(f"frame_max={frame_max} < {spec.FRAME_MIN_SIZE} min size")
-        if server_frame_max and frame_max > server_frame_max:
-            raise NotAllowed(f"frame_max={frame_max} > {server_frame_max} max size")
-        channel_max = method.channel_max or self.settings.channel_max
-        if self.settings.channel_max and channel_max > self.settings.channel_max:
-            raise NotAllowed(f"channel_max={channel_max} > {self.settings.channel_max} max size")
+        # RabbitMQ's rules (validate_negotiated_integer_value): 0 is "no limit", which is
+        # more than a server limit allows; a failure is a silent close.
+        frame_max = _negotiated("frame_max", method.frame_max, spec.FRAME_MIN_SIZE, self.settings.frame_max)
+        channel_max = _negotiated("channel_max", method.channel_max, 0, self.settings.channel_max)
         self.frame_max = frame_max
         self.reader.frame_max = frame_max
-        self.channel_max = channel_max
+        self.channel_max = channel_max or 0xFFFF
         self.heartbeat = method.heartbeat
         self.state = _OPEN
 
     def _on_open(self, method: spec.ConnectionOpen) -> None:
         assert self.user is not None
+        # RabbitMQ's order: node limit, vhost (exists? its connection limit), vhost access.
+        self.node.check_node_connection_limit()
         vhost = self.node.broker.vhosts.get(method.virtual_host)
         if vhost is None:
             raise NotAllowed(f"vhost {method.virtual_host} not found", 10, 40)
-        if self.node.broker.users.permission(self.user.name, vhost.name) is None:
-            raise NotAllowed(f"access to vhost '{vhost.name}' refused for user '{self.user.name}'", 10, 40)
-        self.node.check_connection_limits(self, vhost)
+        self.node.check_vhost_connection_limit(self, vhost)
+        self.node.access.check_vhost(self, vhost)
         self.vhost = vhost
         self.state = _OPENED
         if self._timer is not None:
@@ -416,7 +470,7 @@ class Connection(asyncio.Protocol):
 
     def _on_unopened_channel(self, ftype: int, number: int, payload: bytes) -> None:
         if self.state != _OPENED:
-            raise UnexpectedFrame(f"frame on channel {number} before the connection was opened")
+            raise UnexpectedFrame(_octets(ftype, payload))  # RabbitMQ's 505 before connection.open
         if ftype != 1:
             raise UnexpectedFrame("expected method frame, got non method frame instead")
         method = decode_method(payload)
@@ -438,13 +492,18 @@ class Connection(asyncio.Protocol):
     # -- closing ------------------------------------------------------------------------
 
     def fail(self, error: AMQPError) -> None:
-        """A connection error: send connection.close and wait for close-ok."""
+        """A connection error: send connection.close and wait for close-ok (before tune-ok:
+        close the socket without a word, as RabbitMQ)."""
         if self.state >= _CLOSING:
             return
         if not error.hard:
             error = InternalError(error.explanation, error.class_id, error.method_id)
-        log.info("closing connection %s: %s", self.name, error.reply_text)
         self._close_reason = error.reply_text
+        if self.state < _OPEN:
+            log.info("closing connection %s during the handshake: %s", self.name, error.reply_text)
+            self._abort()
+            return
+        log.info("closing connection %s: %s", self.name, error.reply_text)
         self._send_close(error)
 
     def close(self, code: int, text: str) -> None:
@@ -455,6 +514,13 @@ class Connection(asyncio.Protocol):
             self._send_close(error)
         elif self.transport is not None and self.state < _CLOSING:
             self.transport.close()
+
+    def _abort(self) -> None:
+        """Drop the connection without a word (RST, as RabbitMQ's listener lingers 0)."""
+        self.state = _CLOSED
+        self.out.clear()
+        if self.transport is not None:
+            self.transport.abort()
 
     def _send_close(self, error: AMQPError) -> None:
         self.state = _CLOSING
@@ -548,6 +614,44 @@ def _amqplain(response: bytes) -> dict[str, Any]:
     """AMQPLAIN's response is a field table without its length prefix."""
     table, _ = read_table(struct.pack(">I", len(response)) + response, 0, len(response) + 4)
     return table.plain()
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _octets(ftype: int, payload: bytes) -> str:
+    """RabbitMQ's description of a frame in its UNEXPECTED_FRAME texts."""
+    if len(payload) <= 16:
+        return f"type {ftype}, all octets = {erlang_binary(payload)}"
+    return f"type {ftype}, first 16 octets = {erlang_binary(payload[:16])}"
+
+
+def _ids(method: spec.Method) -> tuple[int, int]:
+    return method.INDEX >> 16, method.INDEX & 0xFFFF
+
+
+def _negotiated(field: str, value: int, minimum: int, maximum: int) -> int:
+    """A tune-ok value, checked as RabbitMQ checks it (a NotAllowed before connection.open
+    closes the connection silently, logging the reason)."""
+    if value and value < minimum:
+        raise NotAllowed(f"negotiated {field} = {value} is lower than the minimum allowed value ({minimum})", 10, 31)
+    if maximum and (value == 0 or value > maximum):
+        shown = f"{value} (no limit)" if value == 0 else str(value)
+        raise NotAllowed(f"negotiated {field} = {shown} is higher than the maximum allowed value ({maximum})", 10, 31)
+    return value
+
+
+def _common_name(cert: Any) -> str:
+    """The CN of a peer certificate as ``ssl`` decodes it (``{'subject': ((('commonName',
+    'alice'),), ...)}``); "" when there is none."""
+    if not isinstance(cert, dict):
+        return ""
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
 
 
 __all__ = ["Connection", "SyntaxErrorAMQP"]

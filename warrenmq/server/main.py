@@ -62,6 +62,9 @@ async def serve(settings: Settings, persistence: bool = True) -> int:
     from warrenmq.server.node import Node
 
     loop = asyncio.get_running_loop()
+    limit = raise_fd_limit()
+    if limit:
+        log.info("file descriptor limit: %d", limit)
     node = Node(settings, loop)
     try:
         await node.start_all(persistence=persistence)
@@ -76,6 +79,30 @@ async def serve(settings: Settings, persistence: bool = True) -> int:
     log.info("shutting down")
     await node.stop()
     return 0
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (each connection is a descriptor; the
+    usual soft limit of 1024 would cap the node near a thousand clients).  The new soft
+    limit, or 0 where there is none to raise."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        target = 1 << 20  # Linux refuses "infinity" for NOFILE; its nr_open is 1M by default
+    if soft != resource.RLIM_INFINITY and soft < target:
+        for candidate in (target, 65536, 4096):
+            if soft < candidate <= target:
+                try:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (candidate, hard))
+                    soft = candidate
+                    break
+                except (ValueError, OSError):
+                    continue
+    return int(soft)
 
 
 def tune_gc() -> None:

@@ -211,7 +211,7 @@ class Node:
             self.settings.disk_free_limit,
         )
         self.monitor.start()
-        if self.settings.management_port > 0:
+        if self.settings.management_port > 0 or self.management_tls_wanted():
             await self.start_management()
         log.info("Server startup complete; AMQP port %d", self.amqp_port)
 
@@ -221,14 +221,23 @@ class Node:
 
         self.management = await start_management(self)
 
-    def tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-        if self.settings.tls_ca:
-            context.load_verify_locations(self.settings.tls_ca)
-        if self.settings.tls_verify_peer:
-            context.verify_mode = ssl.CERT_REQUIRED if self.settings.tls_fail_if_no_peer_cert else ssl.CERT_OPTIONAL
+    def tls_context(self, verify_clients: bool = True) -> ssl.SSLContext:
+        """The server side of TLS: the node's certificate and key; with ``tls_verify_peer``,
+        client certificates are requested and checked against ``tls_ca`` (required with
+        ``tls_fail_if_no_peer_cert``), as RabbitMQ's ssl_options verify/fail_if_no_peer_cert."""
+        settings = self.settings
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=settings.tls_ca or None)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if verify_clients and settings.tls_verify_peer:
+            context.verify_mode = ssl.CERT_REQUIRED if settings.tls_fail_if_no_peer_cert else ssl.CERT_OPTIONAL
+        else:
+            context.verify_mode = ssl.CERT_NONE
         return context
+
+    def management_tls_wanted(self) -> bool:
+        """HTTPS for the management API: a certificate, a key and management_tls_port."""
+        s = self.settings
+        return bool(s.tls_cert and s.tls_key and s.management_tls_port > 0)
 
     async def stop(self) -> None:
         """Close listeners, close every connection with 320, then the store."""
@@ -262,20 +271,28 @@ class Node:
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
 
-    def check_connection_limits(self, conn: Connection, vhost: VHost) -> None:
+    def check_node_connection_limit(self) -> None:
+        """connection.open beyond ``max_connections`` (RabbitMQ's connection_max): 530, with
+        RabbitMQ 3.13's text."""
         limit = self.settings.max_connections
-        if limit and sum(1 for c in self.connections if c.is_open) >= limit:
-            raise NotAllowed("connection limit reached")
-        vhost_limit = vhost.limits.get("max-connections")
-        if vhost_limit is not None and vhost_limit >= 0:
+        if limit > 0 and sum(1 for c in self.connections if c.is_open) >= limit:
+            raise NotAllowed(f"connection refused: node connection limit ({limit}) is reached", 10, 40)
+
+    def check_vhost_connection_limit(self, conn: Connection, vhost: VHost) -> None:
+        """The vhost's max-connections limit (a negative limit is no limit, 0 allows none)."""
+        limit = vhost.limits.get("max-connections")
+        if limit is not None and limit >= 0:
             count = sum(1 for c in self.connections if c.is_open and c.vhost is vhost)
-            if count >= vhost_limit:
+            if count >= limit:
+                user = conn.user.name if conn.user else ""
                 raise NotAllowed(
-                    f"access to vhost '{vhost.name}' refused for user "
-                    f"'{conn.user.name if conn.user else ''}': connection limit ({vhost_limit}) is reached"
+                    f"access to vhost '{vhost.name}' refused for user '{user}': connection limit ({limit}) is reached",
+                    10,
+                    40,
                 )
 
     def check_queue_limit(self, vhost: VHost, name: str) -> None:
+        """The vhost's max-queues limit, checked when a queue would be created (406)."""
         limit = vhost.limits.get("max-queues")
         if limit is not None and limit >= 0 and name not in vhost.queues and len(vhost.queues) >= limit:
             raise PreconditionFailed(
@@ -335,7 +352,10 @@ class Node:
         return int(total * self.settings.memory_high_watermark)
 
     def alarm_reason(self) -> str:
-        return " & ".join(sorted(self.alarms)) or "low on resources"
+        """connection.blocked's reason as RabbitMQ words it: "low on memory", "low on disk",
+        "low on disk & memory" (a full disk is a disk alarm too)."""
+        kinds = sorted({"disk" if name.startswith("disk") else name for name in self.alarms})
+        return "low on " + " & ".join(kinds) if kinds else "low on resources"
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

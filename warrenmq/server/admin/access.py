@@ -12,6 +12,8 @@ from warrenmq.server.admin.base import AdminBase, amqp_errors, user_info
 if TYPE_CHECKING:
     pass
 
+VHOST_LIMITS = ("max-connections", "max-queues")  # RabbitMQ 3.10's vhost limits
+
 
 class AccessOps(AdminBase):
     """Vhosts, users, permissions, policies and definitions."""
@@ -48,6 +50,9 @@ class AccessOps(AdminBase):
                 conn.close(320, f"vhost '{name}' is deleted")
         with amqp_errors():
             self.broker.delete_vhost(name)
+        topic = self.broker.users.topic_permissions
+        for key in [k for k in topic if k[1] == name]:
+            del topic[key]
         self._retired.pop(name, None)
         self.n.access.changed()
         self.n.definitions_changed()
@@ -130,6 +135,39 @@ class AccessOps(AdminBase):
             for (u, v, x), (write, read) in self.broker.users.topic_permissions.items()
             if (vhost is None or v == vhost) and (user is None or u == user)
         ]
+
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> bool:
+        if user not in self.broker.users.users:
+            raise admin.NotFound(f"no user '{user}'")
+        self._vhost(vhost)
+        for pattern in (write, read):
+            _check_regex(pattern)
+        key = (user, vhost, exchange)
+        created = key not in self.broker.users.topic_permissions
+        self.broker.users.topic_permissions[key] = (write, read)
+        self.n.access.changed()
+        self.n.definitions_changed()
+        return created
+
+    def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> None:
+        store = self.broker.users.topic_permissions
+        keys = [k for k in store if k[0] == user and k[1] == vhost and (exchange is None or k[2] == exchange)]
+        if not keys:
+            raise admin.NotFound(f"no topic permissions for user '{user}' in vhost '{vhost}'")
+        for key in keys:
+            del store[key]
+        self.n.access.changed()
+        self.n.definitions_changed()
+
+    def set_vhost_limit(self, vhost: str, name: str, value: int) -> None:
+        if name not in VHOST_LIMITS:
+            raise admin.BadRequest(f'Validation failed\n\nUnrecognised terms [{{<<"{name}">>,{value}}}] in limits\n')
+        self._vhost(vhost).limits[name] = int(value)
+        self.n.definitions_changed()
+
+    def clear_vhost_limit(self, vhost: str, name: str) -> None:
+        self._vhost(vhost).limits.pop(name, None)
+        self.n.definitions_changed()
 
     def policies(self, vhost: str | None = None) -> list[admin.PolicyInfo]:
         return [
