@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from warrenmq.amqp import spec
-from warrenmq.amqp.errors import FrameError, SyntaxErrorAMQP
+from warrenmq.amqp.errors import FrameError
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_END = b"\xce"
@@ -30,8 +30,35 @@ HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 Frame = tuple[int, int, bytes]
 
 
+def erlang_binary(data: bytes) -> str:
+    """``data`` as RabbitMQ's error texts print a binary (Erlang's ``~p``): ``<<"abc">>`` when
+    every byte is printable ASCII, else ``<<0,60,...>>``."""
+    if data and all(32 <= b < 127 for b in data):
+        return '<<"' + data.decode().replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    return "<<" + ",".join(map(str, data)) + ">>"
+
+
+def frame_error_text(ftype: int, payload: bytes, reason: str) -> str:
+    """RabbitMQ 3.10's FRAME_ERROR detail: the frame type, its first octets, the reason.
+    Erlang's pretty printer breaks a reason that would pass column 78 after its first
+    comma, indenting the rest under it (as the texts RabbitMQ sends show)."""
+    if len(payload) <= 16:
+        octets = f"all octets = {erlang_binary(payload)}"
+    else:
+        octets = f"first 16 octets = {erlang_binary(payload[:16])}"
+    head = f"type {ftype}, {octets}: "
+    if len(head) + len(reason) > 78 and "," in reason:
+        first, rest = reason.split(",", 1)
+        reason = first + ",\n" + " " * (len(head) + 1) + rest
+    return head + reason
+
+
 class FrameReader:
-    """Incremental frame splitter.  ``frame_max`` 0 means unlimited (as negotiated)."""
+    """Incremental frame splitter.  ``frame_max`` 0 means unlimited (as negotiated).
+
+    As RabbitMQ 3.10.8, a payload of up to ``frame_max`` bytes is accepted (the spec counts
+    the 8 bytes of framing in frame_max; RabbitMQ allows them as slack) and the error text
+    quotes the limit the spec would have (``frame_max - 8``)."""
 
     __slots__ = ("_buf", "frame_max")
 
@@ -48,22 +75,20 @@ class FrameReader:
         frames: list[Frame] = []
         off = 0
         n = len(buf)
-        limit = self.frame_max - 8 if self.frame_max else 0xFFFFFFFF
+        limit = self.frame_max or 0xFFFFFFFF
         unpack = FRAME_HEADER.unpack_from
         while n - off >= 7:
             ftype, channel, size = unpack(buf, off)
             if size > limit:
                 self._buf = b""
-                raise FrameError(
-                    f"type {ftype}, channel {channel}: frame payload of {size} bytes exceeds "
-                    f"the negotiated frame_max of {self.frame_max}"
-                )
+                raise FrameError(frame_error_text(ftype, b"", f"{{frame_too_large,{size},{limit - 8}}}"))
             end = off + 7 + size
             if end >= n:
                 break
             if buf[end] != FRAME_END_BYTE:
                 self._buf = b""
-                raise FrameError(f"type {ftype}, channel {channel}: invalid frame end marker {buf[end]:#04x}")
+                payload = buf[off + 7 : end]
+                raise FrameError(frame_error_text(ftype, payload, f"{{invalid_frame_end_marker,{buf[end]}}}"))
             frames.append((ftype, channel, buf[off + 7 : end]))
             off = end + 1
         self._buf = buf[off:] if off < n else b""
@@ -110,7 +135,7 @@ def parse_content_header(payload: bytes) -> tuple[int, int]:
 
 def method_index(payload: bytes) -> int:
     if len(payload) < 4:
-        raise SyntaxErrorAMQP("method frame too short")
+        raise FrameError(frame_error_text(1, payload, "unknown_frame"))  # RabbitMQ's 501
     return int(_METHOD_ID.unpack_from(payload, 0)[0])
 
 

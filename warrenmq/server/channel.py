@@ -19,12 +19,13 @@ from warrenmq.amqp.errors import (
     AMQPError,
     ChannelErrorConnection,
     CommandInvalid,
+    FrameError,
     NotFound,
     NotImplementedAMQP,
     PreconditionFailed,
     SyntaxErrorAMQP,
-    UnexpectedFrame,
 )
+from warrenmq.amqp.frames import erlang_binary, frame_error_text
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.queue import Queue
 from warrenmq.server import reply_to
@@ -57,7 +58,6 @@ class Channel(PublishingMixin, ConsumingMixin):
             spec.ChannelClose.INDEX: self._channel_close,
             spec.ChannelCloseOk.INDEX: self._channel_close_ok,
             spec.ChannelFlow.INDEX: self._channel_flow,
-            spec.ChannelFlowOk.INDEX: lambda m: None,
             spec.ChannelOpen.INDEX: self._channel_open_again,
             spec.AccessRequest.INDEX: self._access_request,
             spec.ExchangeDeclare.INDEX: self._exchange_declare,
@@ -72,7 +72,7 @@ class Channel(PublishingMixin, ConsumingMixin):
             spec.ConfirmSelect.INDEX: self._confirm_select,
             spec.TxSelect.INDEX: self._tx_select,
             spec.TxCommit.INDEX: self._tx_commit,
-            spec.TxRollback.INDEX: self._tx_rollback,
+            spec.TxRollback.INDEX: self._tx_rollback_settles,
             spec.BasicQos.INDEX: self._basic_qos,
             spec.BasicConsume.INDEX: self._basic_consume,
             spec.BasicCancel.INDEX: self._basic_cancel,
@@ -93,11 +93,9 @@ class Channel(PublishingMixin, ConsumingMixin):
             self._while_closing(payload)
             return
         if self.expecting_content:
-            raise UnexpectedFrame(
-                "expected content header for class 60, got non content header frame instead", 60, 40
-            )
+            self._unexpected_content_frame()
         if len(payload) < 4:
-            raise SyntaxErrorAMQP("method frame too short")
+            raise FrameError(frame_error_text(1, payload, "unknown_frame"))  # RabbitMQ's 501
         index = _METHOD_INDEX.unpack_from(payload, 0)[0]
         try:
             if index == _PUBLISH:
@@ -109,7 +107,11 @@ class Channel(PublishingMixin, ConsumingMixin):
             cls = spec.METHODS.get(index)
             if cls is None:
                 raise CommandInvalid(f"unknown method class {index >> 16}, method {index & 0xFFFF}")
-            method = cls.decode(payload, 4, len(payload))
+            try:
+                method = cls.decode(payload, 4, len(payload))
+            except SyntaxErrorAMQP:
+                # RabbitMQ's 501 for arguments that do not decode, quoting them.
+                raise FrameError(f"cannot decode {erlang_binary(payload[4:])}") from None
             handler = self._handlers.get(index)
             if handler is None:
                 raise CommandInvalid("unimplemented method")  # RabbitMQ's text for server-only methods
@@ -174,6 +176,8 @@ class Channel(PublishingMixin, ConsumingMixin):
             self.send(spec.ChannelCloseOk())
             self.state = _CLOSED
             self.conn.channel_closed(self.number)
+        elif index == spec.ChannelOpen.INDEX:
+            raise ChannelErrorConnection("second 'channel.open' seen", 20, 10)  # as RabbitMQ 3.10.8
 
     def _channel_close(self, method: spec.ChannelClose) -> None:
         self.release()
@@ -193,6 +197,12 @@ class Channel(PublishingMixin, ConsumingMixin):
         self.flow_active = method.active
         self.update_active()
         self.send(spec.ChannelFlowOk(method.active))
+
+    def _tx_rollback_settles(self, method: spec.TxRollback) -> None:
+        """tx.rollback drops the publishes (publishing part) and gives the messages of the
+        uncommitted acks/nacks/rejects back to the unacked set (consuming part)."""
+        self._tx_rollback(method)
+        self.restore_tx_settles()
 
     def _access_request(self, method: spec.AccessRequest) -> None:
         self.send(spec.AccessRequestOk(1))
@@ -301,9 +311,16 @@ class Channel(PublishingMixin, ConsumingMixin):
         name = self._queue_name(m.queue)
         self.check_write("queue", name)
         self.check_read("exchange", m.exchange)
-        if name in self.vhost.queues:  # as RabbitMQ: unbinding a missing queue is fine
-            queue = self.vhost.queue(name, self.conn)
-            self.vhost.unbind(queue, m.exchange, m.routing_key, _table(m.arguments))
+        queue = self.vhost.queues.get(name)
+        if queue is not None:  # as RabbitMQ: unbinding a missing queue is fine
+            arguments = _table(m.arguments)
+            if queue.exclusive_owner not in (None, self.conn) and self.vhost.has_binding(
+                queue, m.exchange, m.routing_key, arguments
+            ):
+                # RabbitMQ 3.10.8 checks another connection's exclusive queue only when the
+                # binding exists: removing it is 405, removing a missing one is unbind-ok.
+                self.vhost.queue(name, self.conn)
+            self.vhost.unbind(queue, m.exchange, m.routing_key, arguments)
         elif not m.exchange:
             self._default_exchange_refused()
         self.send(spec.QueueUnbindOk())

@@ -11,15 +11,17 @@ from __future__ import annotations
 import base64
 import os
 import struct
+from collections import deque
 
 from warrenmq.amqp import spec
 from warrenmq.amqp.errors import (
     AccessRefused,
+    FrameError,
     NotAllowed,
     NotImplementedAMQP,
     PreconditionFailed,
 )
-from warrenmq.amqp.frames import FRAME_HEADER, body_frames, decode_properties, replace_properties
+from warrenmq.amqp.frames import FRAME_HEADER, body_frames, decode_properties, erlang_binary, replace_properties
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, encode_shortstr
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
@@ -67,6 +69,7 @@ class ConsumingMixin(ChannelBase):
         self.acked = 0
         self._body_chunk = self.conn.frame_max - 8
         self.reply_address = ""  # amq.rabbitmq.reply-to.<token> while a reply consumer exists
+        self.tx_taken: deque[list[tuple[int, Message]]] = deque()  # one entry per tx_settles entry
 
     # -- flow of deliveries ---------------------------------------------------------------
 
@@ -282,9 +285,7 @@ class ConsumingMixin(ChannelBase):
 
     def fast_ack(self, payload: bytes) -> None:
         if len(payload) != 13:
-            from warrenmq.amqp.errors import SyntaxErrorAMQP
-
-            raise SyntaxErrorAMQP("malformed basic.ack arguments", 60, 80)
+            raise FrameError(f"cannot decode {erlang_binary(payload[4:])}", 60, 80)  # RabbitMQ's 501
         tag, bits = _ACK_ARGS.unpack_from(payload, 4)
         if not bits & 1 and not self.tx:
             # The common case: one in-order ack.
@@ -312,19 +313,24 @@ class ConsumingMixin(ChannelBase):
 
     def settle_or_defer(self, kind: str, tag: int, multiple: bool, requeue: bool) -> None:
         if self.tx:
-            self._collect(tag, multiple, remove=False)  # unknown tags fail now
+            # As RabbitMQ: the tags leave the unacked set now (an unknown or repeated tag fails
+            # now), the settlement itself waits for tx.commit; tx.rollback gives them back.
+            unacked = self.unacked
+            self.tx_taken.append([(t, unacked.pop(t)) for t in self._tags(tag, multiple)])
             self.tx_settles.append((kind, tag, multiple, requeue))
             return
         self.settle(kind, tag, multiple, requeue)
 
-    def _collect(self, tag: int, multiple: bool, remove: bool = True) -> list[Message]:
+    def _tags(self, tag: int, multiple: bool) -> list[int]:
+        """The unacked delivery tags a settlement covers.  The error names no method: the
+        channel fills in the one being handled (ack, reject or nack)."""
         unacked = self.unacked
         if multiple:
             if tag == 0:
                 tags = list(unacked)
             else:
                 if tag not in unacked:
-                    raise PreconditionFailed(f"unknown delivery tag {tag}", 60, 80)
+                    raise PreconditionFailed(f"unknown delivery tag {tag}")
                 tags = []
                 for t in unacked:
                     if t > tag:
@@ -332,14 +338,33 @@ class ConsumingMixin(ChannelBase):
                     tags.append(t)
         else:
             if tag not in unacked:
-                raise PreconditionFailed(f"unknown delivery tag {tag}", 60, 80)
+                raise PreconditionFailed(f"unknown delivery tag {tag}")
             tags = [tag]
-        if remove:
-            return [unacked.pop(t) for t in tags]
-        return [unacked[t] for t in tags]
+        return tags
+
+    def restore_tx_settles(self) -> None:
+        """tx.rollback (or the channel closing): the settlements not committed are undone;
+        their messages are unacknowledged again, in delivery-tag order."""
+        taken = self.tx_taken
+        if not taken:
+            return
+        unacked = self.unacked
+        items = sorted([*unacked.items(), *(pair for pairs in taken for pair in pairs)])
+        taken.clear()
+        unacked.clear()
+        unacked.update(items)
 
     def settle(self, kind: str, tag: int, multiple: bool, requeue: bool) -> None:
-        messages = self._collect(tag, multiple)
+        """Settle now; on a transactional channel (at tx.commit) apply the next settlement
+        that ``settle_or_defer`` took."""
+        if self.tx and self.tx_taken:
+            messages = [message for _, message in self.tx_taken.popleft()]
+        else:
+            unacked = self.unacked
+            messages = [unacked.pop(t) for t in self._tags(tag, multiple)]
+        self._apply(kind, requeue, messages)
+
+    def _apply(self, kind: str, requeue: bool, messages: list[Message]) -> None:
         if not messages:
             return
         queues: dict[int, Queue] = {}
@@ -384,9 +409,11 @@ class ConsumingMixin(ChannelBase):
     def _requeue_all(self) -> None:
         if not self.unacked:
             return
-        self.settle("reject", 0, True, True)
+        unacked = self.unacked
+        self._apply("reject", True, [unacked.pop(t) for t in self._tags(0, True)])
 
     def release_consuming(self) -> None:
+        self.restore_tx_settles()
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for consumer in consumers:

@@ -20,10 +20,16 @@ from warrenmq.amqp.errors import (
     NotFound,
     NotImplementedAMQP,
     PreconditionFailed,
-    SyntaxErrorAMQP,
     UnexpectedFrame,
 )
-from warrenmq.amqp.frames import FLAG_USER_ID, decode_properties, peek_delivery, replace_properties
+from warrenmq.amqp.frames import (
+    FLAG_USER_ID,
+    decode_properties,
+    erlang_binary,
+    frame_error_text,
+    peek_delivery,
+    replace_properties,
+)
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.dead_letter import sender_routes
 from warrenmq.broker.message import Message
@@ -33,6 +39,8 @@ from warrenmq.server.channel_base import ChannelBase
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _RETURN_PREFIX = spec.BasicReturn(312, "NO_ROUTE").encode()[:-2]  # up to the exchange/key strings
 _HEADER, _BODY = 1, 2
+_EXPECTED_HEADER = "expected content header for class 60, got non content header frame instead"
+_EXPECTED_METHOD = "expected method frame, got non method frame instead"
 
 
 class PublishingMixin(ChannelBase):
@@ -79,9 +87,9 @@ class PublishingMixin(ChannelBase):
             routing_key = payload[key_at + 1 : end].decode()
             bits = payload[end]
         except (IndexError, UnicodeDecodeError):
-            raise SyntaxErrorAMQP("malformed basic.publish arguments", 60, 40) from None
+            end = -1
         if end + 1 != len(payload):
-            raise SyntaxErrorAMQP("malformed basic.publish arguments", 60, 40)
+            raise FrameError(f"cannot decode {erlang_binary(payload[4:])}", 60, 40)  # RabbitMQ's 501
         if bits & 2:
             raise NotImplementedAMQP("immediate=true", 60, 40)
         self._pub_exchange = exchange
@@ -91,16 +99,18 @@ class PublishingMixin(ChannelBase):
         self.expecting_content = True
         self._stage = _HEADER
 
+    # The content assembly errors are RabbitMQ 3.10.8's codes, texts and method ids.
+
     def content_header(self, payload: bytes) -> None:
-        if self._stage != _HEADER:
-            raise UnexpectedFrame("expected method frame, got non method frame instead")
         if len(payload) < 14:
-            raise FrameError("content header frame too short")
-        class_id, _weight, size = _CONTENT_HEADER.unpack_from(payload, 0)
-        if class_id != 60:
-            raise UnexpectedFrame(
-                f"expected content header for class 60, got one for class {class_id} instead", 60, 40
-            )
+            raise FrameError(frame_error_text(2, payload, "unknown_frame"))
+        if self._stage != _HEADER:
+            self._unexpected_content_frame()
+        class_id, weight, size = _CONTENT_HEADER.unpack_from(payload, 0)
+        if class_id != 60 or weight:
+            if weight:
+                raise UnexpectedFrame(_EXPECTED_HEADER, 60, 40)
+            raise UnexpectedFrame(f"expected content header for class 60, got one for class {class_id} instead", 60, 40)
         self._pub_header = payload
         if size == 0:
             self._stage = 0
@@ -116,16 +126,20 @@ class PublishingMixin(ChannelBase):
 
     def content_body(self, payload: bytes) -> None:
         if self._stage != _BODY:
-            raise UnexpectedFrame(
-                "expected content header for class 60, got non content header frame instead", 60, 40
-            )
+            if self._stage == _HEADER:
+                raise UnexpectedFrame(_EXPECTED_HEADER, 60, 40)
+            raise UnexpectedFrame(_EXPECTED_METHOD)
         remaining = self._pub_remaining - len(payload)
         if remaining > 0:
             self._pub_remaining = remaining
             self._pub_parts.append(payload)
             return
         if remaining < 0:
-            raise FrameError("content body exceeds the size declared in its header")
+            # As RabbitMQ: more body than the header announced never completes the message;
+            # the channel's next frame that is not a body frame is the error.
+            self._pub_remaining = remaining
+            self._pub_parts = []
+            return
         self._stage = 0
         self.expecting_content = False
         parts = self._pub_parts
@@ -134,6 +148,14 @@ class PublishingMixin(ChannelBase):
             payload = b"".join(parts)
             self._pub_parts = []
         self._complete(payload)
+
+    def _unexpected_content_frame(self) -> Any:
+        """A frame that is not the content frame this channel awaits (or no content was due)."""
+        if self._stage == _HEADER:
+            raise UnexpectedFrame(_EXPECTED_HEADER, 60, 40)
+        if self._stage == _BODY:
+            raise UnexpectedFrame("expected content body, got non content body frame instead", 60, 40)
+        raise UnexpectedFrame(_EXPECTED_METHOD)
 
     def _complete(self, body: bytes) -> None:
         header = self._pub_header
@@ -267,7 +289,9 @@ class PublishingMixin(ChannelBase):
         consumer = self.node.replies.lookup(message.routing_key)
         if consumer is not None:
             consumer.target.deliver(consumer, message)
-        elif mandatory:
+        if mandatory:
+            # As RabbitMQ 3.10.8: the pseudo-queue is not a route, so a mandatory reply is
+            # delivered *and* returned 312 NO_ROUTE.
             self._return(message)
         if self.confirm:
             self.pub_seq += 1
@@ -325,7 +349,7 @@ class PublishingMixin(ChannelBase):
             if nacks and nacks[0] == self.acked_upto + 1 and nacks[0] <= limit:
                 nacks.popleft()
                 self.acked_upto += 1
-                send(spec.BasicNack(self.acked_upto, False, False))
+                send(spec.BasicNack(self.acked_upto, False, True))  # RabbitMQ sets the requeue bit
                 continue
             break
 

@@ -2,9 +2,18 @@
 
 ``x-match`` is ``all`` (default), ``any``, ``all-with-x`` or ``any-with-x``.  Binding keys
 starting with ``x-`` are ignored unless the mode ends in ``-with-x``.  A void binding value
-asks only for the header's presence.  Values compare as RabbitMQ's ``=:=`` compares the
-Erlang terms: field widths do not matter (a short 1 equals a long 1), kinds do (the
-string "1" is not the integer 1, 1.0 is not 1).
+asks only for the header's presence.
+
+Values compare as RabbitMQ 3.10's ``==`` compares the Erlang terms its parser makes (checked
+against RabbitMQ 3.10.8; 3.13 moved to ``=:=``, where 1.0 is not 1):
+
+* every integer width, timestamps and both float widths are numbers compared by value
+  (a short 1, a long 1, timestamp 1 and double 1.0 are equal; a float 0.1 is not the
+  double 0.1, as its 32-bit value differs);
+* long strings and byte arrays are both binaries: equal when their bytes are;
+* a decimal is its ``{scale, value}`` pair: 1.0 (scale 1) is not 1 (scale 0);
+* booleans are atoms: ``true`` is not 1;
+* nested tables and arrays compare item by item, in order, type letters included.
 """
 
 from __future__ import annotations
@@ -22,17 +31,21 @@ if TYPE_CHECKING:
 MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 
 
+_NUMBER_TAGS = INTEGER_TAGS | frozenset("Tfd")
+
+
 def term(item: TypedValue) -> Any:
-    """The Erlang term a typed value becomes (what =:= compares)."""
+    """A Python value equal to another exactly when RabbitMQ 3.10's ``==`` finds the two
+    Erlang terms equal (Python's 1 == 1.0 as Erlang's; bool is kept apart from numbers)."""
     tag, value = item
-    if tag in INTEGER_TAGS or tag == "T":
-        return ("int", value)
+    if tag in _NUMBER_TAGS:
+        return ("num", value)
     if tag in ("S", "x"):
         return ("bin", value.encode() if isinstance(value, str) else bytes(value))
-    if tag in ("f", "d"):
-        return ("float", value)
+    if tag == "D":
+        return ("dec", value.as_tuple())
     if tag == "F":
-        return ("table", tuple(sorted((k, v[0], term(v)) for k, v in value.items())))
+        return ("table", tuple((k, v[0], term(v)) for k, v in value.items()))
     if tag == "A":
         return ("array", tuple((v[0], term(v)) for v in value))
     return (tag, value)
