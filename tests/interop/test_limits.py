@@ -203,12 +203,6 @@ def test_consumers_per_channel_limit_is_530(limited: ServerProcess) -> None:
         other.channel().queue_delete(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consuming.py _basic_consume: RabbitMQ 3.13's text is 'reached maximum (N) of consumers per "
-    "channel', checked before the queue lookup and the read permission (WarrenMQ says 'number of consumers "
-    "has reached the limit of N')",
-)
 def test_consumers_per_channel_limit_text(limited: ServerProcess) -> None:
     name = f"p7-cons-{uuid.uuid4().hex[:8]}"
     conn = connect(limited.port)
@@ -336,11 +330,6 @@ def test_vhost_max_queues(limited: ServerProcess, vhost: tuple[Api, str]) -> Non
         conn.channel().queue_declare("p7-q2")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channel.py _queue_declare calls node.check_queue_limit(vhost, m.queue) with the empty name; "
-    "RabbitMQ names the generated amq.gen- queue: generate the name first and pass it",
-)
 def test_vhost_max_queues_names_the_server_named_queue(limited: ServerProcess, vhost: tuple[Api, str]) -> None:
     api, name = vhost
     assert api.put(f"/api/vhost-limits/{q(name)}/max-queues", {"value": 0}).status == 204

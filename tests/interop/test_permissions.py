@@ -259,14 +259,6 @@ def test_passive_exchange_declare_needs_nothing(tenant: Tenant) -> None:
     tenant.connect().channel().exchange_declare(x, "direct", passive=True)
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    reason="channel.py _exchange_declare: when a non-passive declare creates the exchange and its "
-    "arguments name an alternate-exchange, it must call self.check_read('exchange', m.exchange) and "
-    "self.check_write('exchange', <alternate-exchange>) before vhost.declare_exchange "
-    "(rabbit_channel.erl 3.10.8, handle_method exchange.declare)",
-)
 def test_exchange_declare_with_alternate_exchange_needs_read_on_it_and_write_on_the_ae(tenant: Tenant) -> None:
     """A new exchange naming an alternate exchange: configure and read on the exchange, write
     on the alternate exchange (the user could otherwise publish to it through the new one)."""
@@ -356,12 +348,6 @@ def test_queue_redeclare_needs_configure(tenant: Tenant) -> None:
     assert (code, text) == (403, refused(tenant, "queue", qn))
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    reason="channel.py _queue_declare skips check_configure when m.queue is empty; it must generate the "
-    "amq.gen- name first and call self.check_configure('queue', <generated name>) (rabbit_channel.erl 3.10.8)",
-)
 def test_server_named_queue_needs_configure_on_its_generated_name(tenant: Tenant) -> None:
     """queue.declare with an empty name is checked against the amq.gen-... name it gets."""
     tenant.grant(r"^amq\.gen-", "", "")
@@ -384,15 +370,6 @@ def test_passive_queue_declare_needs_nothing(tenant: Tenant) -> None:
     assert declared.queue == qn
 
 
-_DLX_REASON = (
-    "channel.py _queue_declare: when the queue does not exist yet and its arguments have "
-    "x-dead-letter-exchange (a longstr; '' is the default exchange), it must call "
-    "self.check_read('queue', name) and self.check_write('exchange', dlx) after check_queue_limit, "
-    "before vhost.declare_queue (rabbit_channel.erl 3.10.8, handle_method queue.declare)"
-)
-
-
-@pytest.mark.xfail(not ORACLE, strict=True, reason=_DLX_REASON)
 def test_queue_declare_with_dead_letter_exchange_needs_read_on_it_and_write_on_the_dlx(tenant: Tenant) -> None:
     """A new queue naming a dead-letter exchange: configure and read on the queue, write on the
     dead-letter exchange (it will publish there on the user's behalf)."""
@@ -412,7 +389,6 @@ def test_queue_declare_with_dead_letter_exchange_needs_read_on_it_and_write_on_t
     assert (code, text) == (403, refused(tenant, "exchange", x))
 
 
-@pytest.mark.xfail(not ORACLE, strict=True, reason=_DLX_REASON)
 def test_dead_letter_exchange_default_is_amq_default(tenant: Tenant) -> None:
     """x-dead-letter-exchange "" is the default exchange, checked as amq.default."""
     _, qn = names()
@@ -485,13 +461,6 @@ def test_publish_needs_write_on_the_exchange(tenant: Tenant) -> None:
     assert (code, text) == (403, refused(tenant, "exchange", x))
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    reason="the 403 of a refused publish goes out with class/method 0,0: an AMQPError without class_id "
-    "raised while completing a publish (channel.py on_header/on_body, or publishing.py _publish_target "
-    "around self.check_write) must get (60, 40), as the NotFound there does",
-)
 def test_refused_publish_names_basic_publish(tenant: Tenant) -> None:
     x, _ = names()
     tenant.admin().exchange_declare(x, "fanout", auto_delete=False)
@@ -553,12 +522,6 @@ def test_delete_of_a_missing_queue_without_configure_is_403(tenant: Tenant) -> N
     assert (code, text) == (403, refused(tenant, "queue", qn))
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    reason="consuming.py _basic_get: resolve the name (self._queue_name(m.queue)) and call "
-    "self.check_read('queue', name) before self.lookup_queue",
-)
 def test_get_from_a_missing_queue_without_read_is_403_not_404(tenant: Tenant) -> None:
     """RabbitMQ checks read permission on the name before looking the queue up."""
     _, qn = names()
@@ -567,12 +530,6 @@ def test_get_from_a_missing_queue_without_read_is_403_not_404(tenant: Tenant) ->
     assert (code, text) == (403, refused(tenant, "queue", qn))
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    reason="consuming.py _basic_consume: resolve the name (self._queue_name(m.queue)) and call "
-    "self.check_read('queue', name) before self.lookup_queue",
-)
 def test_consume_from_a_missing_queue_without_read_is_403_not_404(tenant: Tenant) -> None:
     _, qn = names()
     tenant.grant(".*", ".*", "^$")
@@ -580,12 +537,6 @@ def test_consume_from_a_missing_queue_without_read_is_403_not_404(tenant: Tenant
     assert (code, text) == (403, refused(tenant, "queue", qn))
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    reason="publishing.py _publish_target: the (cached) self.check_write('exchange', name) must come "
-    "before the exchange lookup that raises 404",
-)
 def test_publish_to_a_missing_exchange_without_write_is_403_not_404(tenant: Tenant) -> None:
     x, _ = names()
     tenant.grant(".*", "^$", ".*")
@@ -593,14 +544,6 @@ def test_publish_to_a_missing_exchange_without_write_is_403_not_404(tenant: Tena
     assert (code, text) == (403, refused(tenant, "exchange", x))
 
 
-_BIND_ORDER = (
-    "channel.py _queue_bind: as RabbitMQ's binding_action, call self.check_write('queue', name), then "
-    "refuse the default exchange, then self.check_read('exchange', m.exchange), before "
-    "self.vhost.exchange()/self.vhost.queue() look them up"
-)
-
-
-@pytest.mark.xfail(not ORACLE, strict=True, reason=_BIND_ORDER)
 def test_bind_of_a_missing_queue_without_write_is_403_not_404(tenant: Tenant) -> None:
     x, qn = names()
     tenant.admin().exchange_declare(x, "direct", auto_delete=False)
@@ -609,7 +552,6 @@ def test_bind_of_a_missing_queue_without_write_is_403_not_404(tenant: Tenant) ->
     assert (code, text) == (403, refused(tenant, "queue", qn))
 
 
-@pytest.mark.xfail(not ORACLE, strict=True, reason=_BIND_ORDER)
 def test_bind_to_a_missing_exchange_without_read_is_403_not_404(tenant: Tenant) -> None:
     x, qn = names()
     tenant.admin().queue_declare(qn, auto_delete=False)
@@ -660,20 +602,6 @@ def test_topic_permissions_through_the_management_api(tenant: Tenant) -> None:
     assert tenant.api.get(path).status == 404
 
 
-_TOPIC_PUBLISH = (
-    "publishing.py _route: after _publish_target, for an exchange of type topic (and only when "
-    "self.node.broker.users.topic_permissions is not empty), call "
-    "self.node.access.check_topic(self.conn, 'write', exchange_name, message.routing_key) -- the 403 "
-    "with class/method (60, 40)"
-)
-_TOPIC_BIND = (
-    "channel.py _queue_bind/_queue_unbind/_exchange_bind/_exchange_unbind: after the read check on the "
-    "source, when the source exchange exists and is of type topic, call "
-    "self.node.access.check_topic(self.conn, 'read', source, m.routing_key)"
-)
-
-
-@pytest.mark.xfail(not ORACLE, strict=True, reason=_TOPIC_PUBLISH)
 def test_topic_write_permission_on_publish(tenant: Tenant) -> None:
     """Publishing to a topic exchange checks the routing key against the topic write pattern."""
     tenant.grant(".*", ".*", ".*")
@@ -688,7 +616,6 @@ def test_topic_write_permission_on_publish(tenant: Tenant) -> None:
     )
 
 
-@pytest.mark.xfail(not ORACLE, strict=True, reason=_TOPIC_BIND)
 def test_topic_read_permission_on_bind_with_username_variable(tenant: Tenant) -> None:
     """Binding to a topic exchange checks the binding key against the topic read pattern, in which
     {username} stands for the user's name."""

@@ -188,8 +188,10 @@ class VHost:
         arguments: FieldTable | None = None,
         passive: bool = False,
         owner: object | None = None,
+        server_named: bool = False,
     ) -> Queue:
-        """queue.declare; returns the (new or existing) queue."""
+        """queue.declare; returns the (new or existing) queue.  ``server_named``: the name is
+        one this server generated (amq.gen-...), so the reserved prefix is no error."""
         if passive:
             queue = self.queue(name, owner)
             queue.touch()
@@ -197,7 +199,7 @@ class VHost:
         arguments = arguments if arguments is not None else FieldTable()
         if not name:
             name = server_generated_name("amq.gen-")
-        elif name.startswith("amq.") and name not in self.queues:
+        elif name.startswith("amq.") and name not in self.queues and not server_named:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         display = queue_display(name, self.name)
         declared_owner = owner if exclusive else None

@@ -28,6 +28,7 @@ from warrenmq.amqp.errors import (
 from warrenmq.amqp.frames import erlang_binary, frame_error_text
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.queue import Queue
+from warrenmq.broker.vhost import server_generated_name
 from warrenmq.server import reply_to
 from warrenmq.server.consuming import ConsumingMixin
 from warrenmq.server.publishing import PublishingMixin
@@ -223,6 +224,12 @@ class Channel(PublishingMixin, ConsumingMixin):
     def _exchange_declare(self, m: spec.ExchangeDeclare) -> None:
         if not m.passive:
             self.check_configure("exchange", m.exchange)
+            alternate = _table(m.arguments).get("alternate-exchange")
+            if alternate is not None and alternate[0] == "S" and m.exchange not in self.vhost.exchanges:
+                # As RabbitMQ: creating an exchange with an alternate exchange needs read on it
+                # and write on the alternate (messages would otherwise reach it unchecked).
+                self.check_read("exchange", m.exchange)
+                self.check_write("exchange", str(alternate[1]))
         exchange = self.vhost.declare_exchange(
             m.exchange, m.type, m.durable, m.auto_delete, m.internal, _table(m.arguments), passive=m.passive
         )
@@ -242,7 +249,8 @@ class Channel(PublishingMixin, ConsumingMixin):
             self._default_exchange_refused()
         self.check_write("exchange", m.destination)
         self.check_read("exchange", m.source)
-        self.vhost.exchange(m.source)  # as RabbitMQ, a missing source is named before a missing destination
+        source = self.vhost.exchange(m.source)  # as RabbitMQ, a missing source is named first
+        self._check_topic_read(source, m.routing_key)
         destination = self.vhost.exchange(m.destination)
         self.vhost.bind(destination, m.source, m.routing_key, _table(m.arguments))
         if not m.nowait:
@@ -253,11 +261,19 @@ class Channel(PublishingMixin, ConsumingMixin):
             self._default_exchange_refused()
         self.check_write("exchange", m.destination)
         self.check_read("exchange", m.source)
+        source = self.vhost.exchanges.get(m.source)
+        if source is not None:
+            self._check_topic_read(source, m.routing_key)
         destination = self.vhost.exchanges.get(m.destination)
         if destination is not None:  # as RabbitMQ: unbinding a missing exchange is fine
             self.vhost.unbind(destination, m.source, m.routing_key, _table(m.arguments))
         if not m.nowait:
             self.send(spec.ExchangeUnbindOk())
+
+    def _check_topic_read(self, source: Any, routing_key: str) -> None:
+        """Topic permissions: binding to a topic exchange reads its binding key."""
+        if source.TYPE == "topic" and self.node.broker.users.topic_permissions:
+            self.node.access.check_topic(self.conn, "read", source.name, routing_key)
 
     @staticmethod
     def _default_exchange_refused() -> Any:
@@ -287,22 +303,35 @@ class Channel(PublishingMixin, ConsumingMixin):
             name = self._queue_name(m.queue)
             queue = self.vhost.declare_queue(name, passive=True, owner=self.conn)
         else:
-            if m.queue:
-                self.check_configure("queue", m.queue)
-            self.node.check_queue_limit(self.vhost, m.queue)
-            queue = self.vhost.declare_queue(m.queue, m.durable, m.exclusive, m.auto_delete, args, owner=self.conn)
+            # As RabbitMQ: a server-named queue is checked under the name it gets.
+            name = m.queue or server_generated_name("amq.gen-")
+            self.check_configure("queue", name)
+            self.node.check_queue_limit(self.vhost, name)
+            dlx = args.get("x-dead-letter-exchange")
+            if dlx is not None and dlx[0] == "S" and name not in self.vhost.queues:
+                # Dead-lettering publishes on the declarer's behalf: read on the queue,
+                # write on the dead-letter exchange.
+                self.check_read("queue", name)
+                self.check_write("exchange", str(dlx[1]))
+            queue = self.vhost.declare_queue(
+                name, m.durable, m.exclusive, m.auto_delete, args, owner=self.conn, server_named=not m.queue
+            )
             self.node.queue_declared(self.vhost, queue)
         self.last_queue = queue.name
         if not m.nowait:
             self.send(spec.QueueDeclareOk(queue.name, queue.message_count, queue.consumer_count))
 
     def _queue_bind(self, m: spec.QueueBind) -> None:
+        # RabbitMQ's order: permissions on the names first, then existence (the exchange
+        # named before the queue).
         name = self._queue_name(m.queue)
-        if m.exchange:
-            self.vhost.exchange(m.exchange)  # as RabbitMQ, a missing exchange is named before a missing queue
-        queue = self.vhost.queue(name, self.conn)
-        self.check_write("queue", queue.name)
+        self.check_write("queue", name)
+        if not m.exchange:
+            self._default_exchange_refused()
         self.check_read("exchange", m.exchange)
+        source = self.vhost.exchange(m.exchange)
+        queue = self.vhost.queue(name, self.conn)
+        self._check_topic_read(source, m.routing_key)
         self.vhost.bind(queue, m.exchange, m.routing_key, _table(m.arguments))
         if not m.nowait:
             self.send(spec.QueueBindOk())
@@ -311,6 +340,9 @@ class Channel(PublishingMixin, ConsumingMixin):
         name = self._queue_name(m.queue)
         self.check_write("queue", name)
         self.check_read("exchange", m.exchange)
+        source = self.vhost.exchanges.get(m.exchange) if m.exchange else None
+        if source is not None:
+            self._check_topic_read(source, m.routing_key)
         queue = self.vhost.queues.get(name)
         if queue is not None:  # as RabbitMQ: unbinding a missing queue is fine
             arguments = _table(m.arguments)

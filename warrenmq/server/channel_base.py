@@ -41,6 +41,9 @@ class ChannelBase:
     def lookup_queue(self, name: str) -> Queue:
         raise NotImplementedError
 
+    def _queue_name(self, name: str) -> str:
+        raise NotImplementedError
+
     def write_content(self, method_payload: bytes, header: bytes, body: bytes) -> None:
         raise NotImplementedError
 

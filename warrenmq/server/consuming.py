@@ -183,8 +183,12 @@ class ConsumingMixin(ChannelBase):
         if m.queue == reply_to.PSEUDO_QUEUE:
             self._consume_replies(m)
             return
-        queue = self.lookup_queue(m.queue)
-        self.check_read("queue", queue.name)
+        limit = self.node.settings.consumers_per_channel
+        if limit and len(self.consumers) >= limit:
+            raise NotAllowed(f"reached maximum ({limit}) of consumers per channel")
+        name = self._queue_name(m.queue)
+        self.check_read("queue", name)  # as RabbitMQ: the name's permission before its existence
+        queue = self.lookup_queue(name)
         tag = m.consumer_tag or generated_tag()
         if tag in self.consumers:
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
@@ -196,9 +200,6 @@ class ConsumingMixin(ChannelBase):
         existing = queue.consumers()
         if existing and (m.exclusive or any(c.exclusive for c in existing)):
             raise AccessRefused(f"{display} in exclusive use")
-        limit = self.node.settings.consumers_per_channel
-        if limit and len(self.consumers) >= limit:
-            raise NotAllowed(f"number of consumers has reached the limit of {limit}")
         consumer = Consumer(
             tag,
             queue,
@@ -260,8 +261,9 @@ class ConsumingMixin(ChannelBase):
     # -- basic.get ----------------------------------------------------------------------
 
     def _basic_get(self, m: spec.BasicGet) -> None:
-        queue = self.lookup_queue(m.queue)
-        self.check_read("queue", queue.name)
+        name = self._queue_name(m.queue)
+        self.check_read("queue", name)
+        queue = self.lookup_queue(name)
         message = queue.get(m.no_ack)
         if message is None:
             self.send(spec.BasicGetEmpty(""))

@@ -16,6 +16,7 @@ from typing import Any
 from warrenmq.amqp import spec
 from warrenmq.amqp.errors import (
     AccessRefused,
+    AMQPError,
     FrameError,
     NotFound,
     NotImplementedAMQP,
@@ -60,6 +61,7 @@ class PublishingMixin(ChannelBase):
         self._max_size = self.node.settings.max_message_size
         self._extra_keys: list[str] = []  # CC/BCC routing keys of the message being routed
         self._write_allowed: set[str] = set()
+        self._last_target: Any = None
         self._write_version = -1
         # Publisher confirms.
         self.confirm = False
@@ -216,24 +218,39 @@ class PublishingMixin(ChannelBase):
     # -- routing ------------------------------------------------------------------------
 
     def _publish_target(self, name: str) -> Any:
+        # The exchange this channel last published to, while nothing changed: the common case.
+        access = self.node.access
+        cached = self._last_target
+        if cached is not None and cached.name == name and not cached.deleted and self._write_version == access.version:
+            return cached
+        if self._write_version != access.version:
+            self._write_allowed.clear()
+            self._write_version = access.version
+        if name not in self._write_allowed:
+            try:  # as RabbitMQ: the write permission on the name before the exchange's existence
+                self.check_write("exchange", name)
+            except AMQPError as exc:
+                exc.class_id, exc.method_id = 60, 40
+                raise
+            self._write_allowed.add(name)
         vhost = self.vhost
         exchange = vhost.exchanges.get(name)
         if exchange is None:
             raise NotFound(f"no exchange '{name}' in vhost '{vhost.name}'", 60, 40)
         if exchange.internal:
             raise AccessRefused(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'", 60, 40)
-        access = self.node.access
-        if self._write_version != access.version:
-            self._write_allowed.clear()
-            self._write_version = access.version
-        if name not in self._write_allowed:
-            self.check_write("exchange", name)
-            self._write_allowed.add(name)
+        self._last_target = exchange
         return exchange
 
     def _route(self, message: Message, mandatory: bool) -> bool:
         """Route to queues; True when the store took the message (a confirm must wait)."""
         exchange = self._publish_target(message.exchange)
+        if exchange.TYPE == "topic" and self.node.broker.users.topic_permissions:
+            try:
+                self.node.access.check_topic(self.conn, "write", exchange.name, message.routing_key)
+            except AMQPError as exc:
+                exc.class_id, exc.method_id = 60, 40
+                raise
         if self.conn.alarm_pending:
             self.conn.block_publisher()  # the message is taken; the next ones wait
         if self._extra_keys:
