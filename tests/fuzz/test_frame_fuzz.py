@@ -171,12 +171,6 @@ def test_tables_raise_only_amqp_errors(body: bytes) -> None:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="values.py untype(): a 'T' (timestamp) value beyond what datetime holds (e.g. 2**64-1) raises "
-    "OverflowError/ValueError from datetime.fromtimestamp; every .plain() of a client's table (queue and "
-    "consume arguments, client properties) is then a traceback and a 541 -- keep such a value as an int",
-)
 @FUZZ
 @given(st.one_of(st.binary(max_size=120), table_bytes()))
 @example(b"\x01kT\xff\xff\xff\xff\xff\xff\xff\xff")  # a timestamp no calendar holds

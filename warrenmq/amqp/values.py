@@ -255,7 +255,10 @@ def untype(value: TypedValue) -> Any:
     if tag == "A":
         return [untype(x) for x in v]
     if tag == "T":
-        return datetime.datetime.fromtimestamp(v, datetime.UTC)
+        try:
+            return datetime.datetime.fromtimestamp(v, datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            return v  # beyond datetime's range: the seconds as they came
     return v
 
 
