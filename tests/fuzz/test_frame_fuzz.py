@@ -224,13 +224,6 @@ def test_content_properties_raise_only_amqp_errors(properties: bytes) -> None:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="frames.py peek_delivery() indexes the raw properties unchecked: a truncated or lying property "
-    "list (e.g. flags 0x8000 and no content-type) raises IndexError/struct.error on every such publish; "
-    "it should raise an AMQPError (RabbitMQ answers a malformed property list with CONN 541 INTERNAL_ERROR, "
-    "checked against 3.10.8)",
-)
 @FUZZ
 @given(PROPERTY_BYTES)
 @example(b"\x80\x00")  # content-type announced, not there

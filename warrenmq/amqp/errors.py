@@ -125,3 +125,11 @@ class NotImplementedAMQP(ConnectionError):
 
 class InternalError(ConnectionError):
     reply_code = 541
+
+
+class ParserCrash(InternalError):
+    """RabbitMQ's answer when its parser crashes on a client's bytes: 541 with no detail."""
+
+    @property
+    def reply_text(self) -> str:
+        return "INTERNAL_ERROR"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from warrenmq.amqp import spec
-from warrenmq.amqp.errors import FrameError
+from warrenmq.amqp.errors import FrameError, ParserCrash
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_END = b"\xce"
@@ -169,9 +169,17 @@ def peek_delivery(header: bytes) -> tuple[int, int, str | None]:
 
     Only the fields ahead of these are walked; this runs once per published message.
     """
-    flags = _H.unpack_from(header, 12)[0]
-    if not flags & (FLAG_DELIVERY_MODE | FLAG_PRIORITY | FLAG_EXPIRATION):
-        return 1, 0, None
+    try:
+        flags = _H.unpack_from(header, 12)[0]
+        if not flags & (FLAG_DELIVERY_MODE | FLAG_PRIORITY | FLAG_EXPIRATION):
+            return 1, 0, None
+        return _walk_delivery(header, flags)
+    except (IndexError, struct.error) as exc:
+        # A property list shorter than its flags say: RabbitMQ's parser crashes (541).
+        raise ParserCrash("malformed basic properties") from exc
+
+
+def _walk_delivery(header: bytes, flags: int) -> tuple[int, int, str | None]:
     off = 14
     if flags & FLAG_CONTENT_TYPE:
         off += 1 + header[off]
@@ -194,7 +202,11 @@ def peek_delivery(header: bytes) -> tuple[int, int, str | None]:
         if flags & FLAG_REPLY_TO:
             off += 1 + header[off]
         n = header[off]
+        if off + 1 + n > len(header):
+            raise IndexError("expiration overruns the properties")
         expiration = header[off + 1 : off + 1 + n].decode("utf-8", "replace")
+    elif off > len(header):
+        raise IndexError("properties overrun the header")
     return mode, priority, expiration
 
 

@@ -39,6 +39,7 @@ from warrenmq.amqp.errors import (
     FrameError,
     InternalError,
     NotAllowed,
+    ParserCrash,
     SyntaxErrorAMQP,
     UnexpectedFrame,
 )
@@ -75,14 +76,6 @@ _THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a dea
 
 
 _UNPARSABLE = (IndexError, struct.error, UnicodeDecodeError, OverflowError, ValueError)
-
-
-class _ParserCrash(InternalError):
-    """RabbitMQ's answer when its parser crashes on a client's bytes: 541 with no detail."""
-
-    @property
-    def reply_text(self) -> str:
-        return "INTERNAL_ERROR"
 
 
 def _where(exc: BaseException) -> str:
@@ -202,7 +195,7 @@ class Connection(asyncio.Protocol):
             # calendar holds...).  RabbitMQ's parser crashes on such input and closes with a
             # bare 541 INTERNAL_ERROR; so does this, logging where, without a traceback.
             log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
-            self.fail(_ParserCrash("unparsable input"))
+            self.fail(ParserCrash("unparsable input"))
         except Exception as exc:  # a bug: keep the node up, tell the client, log once
             log.exception("internal error on connection %s", self.name)
             self.fail(InternalError(f"internal error: {type(exc).__name__}"))
