@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from warrenmq.amqp import spec
+    from warrenmq.amqp.errors import AMQPError
     from warrenmq.broker.queue import Queue
     from warrenmq.broker.vhost import VHost
     from warrenmq.server.connection import Connection
@@ -51,4 +52,7 @@ class ChannelBase:
         raise NotImplementedError
 
     def update_active(self) -> None:
+        raise NotImplementedError
+
+    def fail(self, error: AMQPError) -> None:
         raise NotImplementedError
