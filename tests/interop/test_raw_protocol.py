@@ -351,11 +351,6 @@ def split_frames(stream: bytes) -> list[bytes]:
 # -- the protocol header --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="warrenmq/server/connection.py refuses the pre-0-9-1 header AMQP 1 1 0 9 that RabbitMQ "
-    "3.10.8 accepts as 0-9 (connection.start, version 0-9)",
-)
 def test_legacy_0_9_protocol_header_is_accepted(port: int) -> None:
     """RabbitMQ 3.10.8 answers the old-style 0-9 header (``AMQP\\x01\\x01\\x00\\x09``) with
     connection.start 0-9 and carries on."""

@@ -69,6 +69,7 @@ _WRITE_HIGH = 1024 * 1024
 _WRITE_LOW = 256 * 1024
 _WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket is not read
 _PUBLISH_ID = b"\x00\x3c\x00\x28"  # basic.publish
+_LEGACY_0_9_HEADER = b"AMQP\x01\x01\x00\x09"  # pre-0-9-1 clients; RabbitMQ speaks 0-9 to them
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
 _STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT = 1, 2, 4, 8
 _SAMPLE_EVERY = 16 * 1024 * 1024  # bytes received node-wide between memory checks
@@ -320,7 +321,7 @@ class Connection(asyncio.Protocol):
                 self._header_buf = buf
                 return b""
             return self._bad_header()
-        if buf[:8] != PROTOCOL_HEADER:
+        if buf[:8] != PROTOCOL_HEADER and buf[:8] != _LEGACY_0_9_HEADER:
             return self._bad_header()
         self._header_buf = b""
         self.state = _START_OK

@@ -279,7 +279,7 @@ class ConsumingMixin(ChannelBase):
             + _MESSAGE_COUNT.pack(queue.message_count)
         )
         header = message.header
-        if message.returns and queue.is_quorum:
+        if queue.is_quorum:  # RabbitMQ 3.10.8: every get-ok of a quorum queue says it, 0 too
             header = with_delivery_count(header, message.returns)
         self.write_content(payload, header, message.body)
 
