@@ -2,10 +2,10 @@
 """Profile a broker (or warren-perf itself) with py-spy while a scenario runs.
 
     # flame graph of the WarrenMQ server during transient-16b
-    python bench/profile.py --uri amqp://guest:guest@127.0.0.1:5672/%2F --pid auto
+    python bench/flamegraph.py --uri amqp://guest:guest@127.0.0.1:5672/%2F --pid auto
 
     # flame graph of warren-perf's own processes (is the tool ever the limit?)
-    python bench/profile.py --target tool --uri ...
+    python bench/flamegraph.py --target tool --uri ...
 
 The broker is sampled from outside (``py-spy record --pid``, needs ptrace
 rights: root, or kernel.yama.ptrace_scope=0); py-spy stops and writes its

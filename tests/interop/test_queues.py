@@ -434,11 +434,6 @@ def test_classic_redelivery_has_no_x_delivery_count(ch, queues: list[str], name:
     assert method.redelivered and props.headers is None
 
 
-@pytest.mark.xfail(
-    reason="warrenmq/broker/queue.py requeues to the original position for every queue type; "
-    "RabbitMQ's quorum queues put a returned message at the back",
-    strict=True,
-)
 def test_quorum_queue_returns_messages_to_the_back(ch, queues: list[str], name: str) -> None:
     """In a quorum queue a rejected (requeued) message goes behind the messages waiting
     (RabbitMQ 3.10.8: get 1, reject it, get -> 2); a classic queue puts it back in front."""

@@ -50,6 +50,10 @@ class Fifo(deque[Message]):
     def peek(self) -> Message | None:
         return self[0] if self else None
 
+    def head_deadline(self) -> float | None:
+        """The expiry deadline of the next message (0.0: none; None: empty)."""
+        return self[0].expires_at if self else None
+
     def take_in_memory(self) -> list[Message]:
         out = list(self)
         self.clear()
@@ -105,6 +109,10 @@ class Prioritised:
             if level:
                 return level[0]
         return None
+
+    def head_deadline(self) -> float | None:
+        head = self.peek()
+        return None if head is None else head.expires_at
 
     def requeue(self, messages: list[Message]) -> None:
         by_level: dict[int, list[Message]] = {}

@@ -2,9 +2,11 @@
 
 The message goes to the queue's dead-letter exchange with the dead-letter routing key (or its
 own routing keys, CC included).  Its ``x-death`` header gets one entry per (queue, reason),
-most recent first: a repeat increments ``count`` and moves the entry to the front; the first
-death also sets ``x-first-death-*``, and every death ``x-last-death-*`` (RabbitMQ 3.13).  A
-per-message TTL is removed and kept as ``original-expiration``.  A message that would come
+most recent first: a repeat increments ``count`` and moves the entry to the front, keeping its
+first ``time``, ``exchange`` and ``routing-keys``; the first death also sets
+``x-first-death-*``, and every death ``x-last-death-*`` (RabbitMQ 3.13's order and headers;
+3.10 lacks x-last-death-* and reverses the older entries).  A per-message TTL is removed and
+kept as ``original-expiration``.  A message that would come
 back to a queue it already died in, with no rejection in between, is dropped there: an
 automatic cycle (RabbitMQ's rule).
 """
@@ -23,6 +25,7 @@ from warrenmq.broker.message import Message, encode_route
 
 if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue
+    from warrenmq.broker.queue_args import QueueSettings
     from warrenmq.broker.vhost import VHost
 
 log = logging.getLogger("warrenmq.dead_letter")
@@ -47,6 +50,10 @@ def sender_routes(headers: FieldTable | None) -> tuple[list[str], list[str]]:
             keys = [str(_text(v)) for v in item[1] if v[0] == "S"]
         out.append(keys)
     return out[0], out[1]
+
+
+# The key order of an x-death entry as RabbitMQ 3.13 writes it (mc_amqpl:death_table/7).
+_ENTRY_ORDER = ("original-expiration", "count", "reason", "queue", "time", "exchange", "routing-keys")
 
 
 def record_death(
@@ -82,7 +89,8 @@ def record_death(
         entry["routing-keys"] = ("A", [("S", k) for k in routing_keys])
         if properties.expiration is not None:
             entry["original-expiration"] = ("S", properties.expiration)
-    sorted_entry = FieldTable(sorted(entry.items()))
+    sorted_entry = FieldTable((key, entry[key]) for key in _ENTRY_ORDER if key in entry)
+    sorted_entry.update((key, value) for key, value in entry.items() if key not in sorted_entry)
     if deaths_item is None:
         headers["x-first-death-reason"] = ("S", reason)
         headers["x-first-death-queue"] = ("S", queue)
@@ -114,8 +122,8 @@ class DeadLetterer:
         self.vhost = vhost
         self.next_seq = next_seq
 
-    def for_queue(self, queue: Queue) -> Callable[[Message, str], None] | None:
-        if queue.settings.dead_letter_exchange is None:
+    def for_queue(self, queue: Queue, settings: QueueSettings | None = None) -> Callable[[Message, str], None] | None:
+        if (settings or queue.settings).dead_letter_exchange is None:
             return None
         return lambda message, reason: self.dead_letter(queue, message, reason)
 

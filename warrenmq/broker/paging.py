@@ -146,6 +146,15 @@ class PagedFifo:
             self._refill()
         return self.head[0] if self.head else None
 
+    def head_deadline(self) -> float | None:
+        """The next message's expiry deadline without reading it back from disk."""
+        if self.head:
+            return self.head[0].expires_at
+        tail = self.tail
+        if len(tail):
+            return tail.deadlines[tail.start]
+        return self.staging[0].expires_at if self.staging else None
+
     def appendleft(self, message: Message) -> None:
         self.head.appendleft(message)
         self.budget.used += len(message.body)
@@ -196,6 +205,25 @@ class PagedFifo:
             self.pager.release(tail, tail.start, len(tail.seqs), self.owner)
         tail.clear()
         return count
+
+    def drop_expired(self, now: float, budget: int) -> tuple[int, int]:
+        """Expired entries at the front of the tail leave unread (expiry with nothing to
+        dead-letter need not read them back).  Only while the head is empty: then the tail's
+        front is the queue's.  Returns (messages, body bytes) dropped."""
+        if self.head:
+            return 0, 0
+        tail = self.tail
+        deadlines = tail.deadlines
+        start = stop = tail.start
+        end = min(len(deadlines), start + budget)
+        while stop < end and 0.0 < deadlines[stop] <= now:
+            stop += 1
+        if stop == start:
+            return 0, 0
+        size = sum(tail.sizes[start:stop])
+        self.pager.release(tail, start, stop, self.owner)
+        tail.advance(stop - start)
+        return stop - start, size
 
     # -- paging -------------------------------------------------------------------------
 

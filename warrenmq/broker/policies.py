@@ -3,7 +3,9 @@
 One policy applies to an object: the highest-priority one whose pattern matches its name (an
 unanchored regular expression, as RabbitMQ's ``re:run``) and whose ``apply-to`` covers it.
 Where both a queue argument and the policy set a value, RabbitMQ's rule decides: the smaller
-wins for TTLs, expiry and length limits; the argument wins for the rest.
+wins for TTLs, expiry, length limits and the delivery limit; the argument wins for the rest
+(except that a quorum queue's policy wins for overflow and expires, as in RabbitMQ 3.13).
+``max-priority`` is not a policy key (RabbitMQ refuses it).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ QUEUE_KEYS = {
     "delivery-limit": "delivery_limit",
 }
 MIN_WINS = {"message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit"}
+# RabbitMQ 3.13's quorum queues let the policy win for these (rabbit_quorum_queue:
+# gather_policy_config uses policy_has_precedence); classic queues keep the argument / minimum.
+QUORUM_POLICY_WINS = {"overflow", "expires"}
 EXCHANGE_KEYS = {"alternate-exchange"}
 # Accepted so that RabbitMQ definitions import, but without effect here.
 INERT_KEYS = {
@@ -57,6 +62,46 @@ class PolicyError(ValueError):
     pass
 
 
+def erlang_term(value: Any) -> str:
+    """A JSON value as RabbitMQ prints it (Erlang's ~tp) in policy validation errors."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return '<<"' + value.replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    if isinstance(value, list):
+        return "[" + ",".join(erlang_term(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "#{" + ",".join(f"{erlang_term(k)} => {erlang_term(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_string(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# RabbitMQ 3.13's rabbit_policies:validate_policy0 checks and texts, for the keys WarrenMQ acts on.
+VALIDATORS: dict[str, tuple[Any, str]] = {
+    "alternate-exchange": (_is_string, "is not a valid alternate exchange name"),
+    "dead-letter-exchange": (_is_string, "is not a valid dead letter exchange name"),
+    "dead-letter-routing-key": (_is_string, "is not a valid dead letter routing key"),
+    "message-ttl": (lambda v: _is_int(v, 0), "is not a valid message TTL"),
+    "expires": (lambda v: _is_int(v, 1), "is not a valid queue expiry"),
+    "max-length": (lambda v: _is_int(v, 0), "is not a valid maximum length"),
+    "max-length-bytes": (lambda v: _is_int(v, 0), "is not a valid maximum length in bytes"),
+    "overflow": (lambda v: v in ("drop-head", "reject-publish", "reject-publish-dlx"), "is not a valid overflow value"),
+    "delivery-limit": (lambda v: _is_int(v, 0), "is not a valid delivery limit"),
+    "queue-mode": (lambda v: v in ("default", "lazy"), "is not a valid queue-mode value"),
+    "queue-version": (lambda v: v in (1, 2) and not isinstance(v, bool), "is not a valid queue-version value"),
+    "consumer-timeout": (lambda v: _is_int(v, 0), "is not a valid consumer timeout"),
+}
+
+
 @dataclass
 class Policy:
     name: str
@@ -67,24 +112,28 @@ class Policy:
     _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.apply_to not in APPLY_TO:
-            raise PolicyError(f"Invalid value '{self.apply_to}' for apply-to")
-        unknown = [k for k in self.definition if k not in KNOWN_KEYS]
-        if unknown:
-            raise PolicyError(f"{unknown} are not recognised policy settings")
-        if not self.definition:
-            raise PolicyError("no policy provided")
+        """RabbitMQ's validation, in its order (pattern, apply-to, definition) and words."""
+        if not isinstance(self.pattern, str):
+            raise PolicyError(f"pattern should be regular expression but is {erlang_term(self.pattern)}")
         try:
             self._regex = re.compile(self.pattern)
         except re.error as exc:
-            raise PolicyError(f"Invalid regular expression '{self.pattern}': {exc}") from None
-        for key in MIN_WINS:
-            value = self.definition.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise PolicyError(f"{key} must be a non-negative integer, got {value!r}")
-        overflow = self.definition.get("overflow")
-        if overflow is not None and overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
-            raise PolicyError(f"overflow: {overflow!r} is not a valid overflow mode")
+            position = (exc.pos or 0) + 1
+            raise PolicyError(
+                f'pattern should be regular expression but is invalid: {{"{exc.msg}",{position}}}'
+            ) from None
+        if self.apply_to not in APPLY_TO:
+            raise PolicyError(f"apply-to '{self.apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'")
+        if not self.definition:
+            raise PolicyError("no policy provided")
+        for key, value in self.definition.items():
+            check = VALIDATORS.get(key)
+            if check is not None and not check[0](value):
+                raise PolicyError(f"{erlang_term(value)} {check[1]}")
+        unknown = [(k, v) for k, v in self.definition.items() if k not in KNOWN_KEYS]
+        if unknown:
+            listed = ",".join(f"{{{erlang_term(k)},{erlang_term(v)}}}" for k, v in unknown)
+            raise PolicyError(f"[{listed}] are not recognised policy settings")
 
     def matches(self, name: str) -> bool:
         assert self._regex is not None
@@ -141,15 +190,19 @@ def effective_settings(base: QueueSettings, policy: Policy | None, arguments: di
     """Merge a queue's argument-derived settings with its policy, by RabbitMQ's rules."""
     if policy is None:
         return base
+    quorum = base.queue_type == "quorum"
     changes: dict[str, Any] = {}
     for key, attr in QUEUE_KEYS.items():
         if key not in policy.definition:
             continue
-        if key == "delivery-limit" and base.queue_type != "quorum":
+        if key == "delivery-limit" and not quorum:
             continue
         value = policy.definition[key]
-        if f"x-{key}" not in arguments:
+        current = getattr(base, attr)
+        if f"x-{key}" not in arguments or (quorum and key in QUORUM_POLICY_WINS):
             changes[attr] = value
         elif key in MIN_WINS:
-            changes[attr] = min(getattr(base, attr), value)
+            # An argument that sets no limit (a quorum queue's negative or non-integer
+            # x-delivery-limit) leaves the policy's.
+            changes[attr] = value if current is None else min(current, value)
     return base.with_changes(**changes) if changes else base

@@ -2,14 +2,18 @@
 
 Theory of operation.  ``publish`` appends a message (or hands it straight to a consumer when
 nothing is waiting); ``dispatch`` moves ready messages to consumers with credit, round-robin
-within the highest consumer priority that has credit.  A delivered message is either settled
-at once (no-ack) or held by its consumer until ``ack``/``reject``/``requeue``.  Requeued
-messages go back to their original positions, flagged redelivered.
+within the highest consumer priority that has credit (or to the single active consumer,
+which hands over to the next one once a cancelled one holds nothing).  A delivered message
+is either settled at once (no-ack) or held by its consumer until ``ack``/``reject``/
+``requeue``.  Requeued messages go back to their original positions, flagged redelivered;
+in a quorum queue they go to the back, as RabbitMQ's.  Length limits follow RabbitMQ:
+reject-publish refuses before enqueueing, drop-head trims the head after it.
 
 Expiry is checked at the head only (as RabbitMQ does): per-queue TTL keeps the queue sorted
 by deadline, and a per-message expiration is honoured when the message reaches the head, so
 no operation scans the queue.  One timer, for the head's deadline, drives expiry while no
-consumer pulls.
+consumer pulls; each run does at most EXPIRY_SLICE seconds of work, and paged-out messages
+with nothing to dead-letter them to are dropped without being read back.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class QueueStore(Protocol):
 
 DeadLetter = Callable[[Message, str], None]
 CONGESTED = 2000  # ready messages, with consumers present, past which publishers are throttled
+# Expiry work per event-loop turn: at most this many messages and about this many seconds
+# (bench/ttl_expiry.py measures the longest pause while a million messages expire).
+EXPIRY_BATCH = 10_000
+EXPIRY_SLICE = 0.002
 Backlog = Fifo | Prioritised | PagedFifo
 
 
@@ -115,6 +123,7 @@ class Queue:
         self._idle_timer: Timer | None = None
         self.last_used = scheduler.time() if scheduler else 0.0
         self.single_active: Consumer | None = None
+        self._sac_retiring = False  # the active consumer was cancelled but holds messages
         self.congested = False  # consumers wait on the broker while a backlog builds
         self.throttled: set[Throttled] = set()  # publishers held back until it drains
 
@@ -152,10 +161,8 @@ class Queue:
         """
         message.queue = self
         settings = self.settings
-        if settings.limited:
-            verdict = self._make_room(message)
-            if verdict is not _ACCEPT:
-                return verdict is _DROPPED
+        if settings.limited and settings.overflow != "drop-head" and self._would_overflow(message):
+            return self._refuse(message)
         if (settings.message_ttl is not None or message.expiration is not None) and not self._set_deadline(message):
             return True  # TTL 0 and nobody to take it now: expired on arrival
         if self.store is not None and message.persistent:
@@ -181,6 +188,8 @@ class Queue:
         else:
             ready.append(message)
             self.ready_bytes += len(message.body)
+        if settings.limited:
+            self._drop_head()
         if message.expires_at:
             self._arm_expiry()
         return True
@@ -209,32 +218,44 @@ class Queue:
         message.expires_at = self.scheduler.time() + ttl / 1000.0
         return True
 
-    def _make_room(self, message: Message) -> object:
-        """Apply x-max-length / x-max-length-bytes before enqueueing."""
+    def _would_overflow(self, message: Message) -> bool:
+        """reject-publish(-dlx): would this message take the queue past a limit?  (Only ready
+        messages count, as in RabbitMQ; the check comes before any direct delivery.)"""
         settings = self.settings
         max_len = settings.max_length
         max_bytes = settings.max_length_bytes
-        size = len(message.body)
-        drop_head = settings.overflow == "drop-head"
-        too_big = max_bytes is not None and size > max_bytes
-        if max_len == 0 or too_big:
-            # Nothing could make room for it.
-            if not drop_head:
-                return self._refuse(message)
-            self._discard(message, "maxlen")
-            return _DROPPED
-        while (max_len is not None and len(self._ready) >= max_len) or (
-            max_bytes is not None and self._ready and self.ready_bytes + size > max_bytes
-        ):
-            if not drop_head:
-                return self._refuse(message)
-            self._discard(self._pop_ready(), "maxlen")
-        return _ACCEPT
+        if self.is_quorum:
+            # A quorum queue refuses only once it is over its limit (RabbitMQ's rabbit_fifo
+            # checks the state before the enqueue): it takes one message past the limit.
+            return (max_len is not None and len(self._ready) > max_len) or (
+                max_bytes is not None and self.ready_bytes > max_bytes
+            )
+        return (max_len is not None and len(self._ready) + 1 > max_len) or (
+            max_bytes is not None and self.ready_bytes + len(message.body) > max_bytes
+        )
 
-    def _refuse(self, message: Message) -> object:
+    def _refuse(self, message: Message) -> bool:
         if self.settings.overflow == "reject-publish-dlx" and self.dead_letter is not None:
             self.dead_letter(message, "maxlen")
-        return _REFUSED
+        return False
+
+    def _drop_head(self) -> None:
+        """drop-head: while over x-max-length / x-max-length-bytes, the head goes (maxlen).
+
+        As RabbitMQ, the limits are enforced after the message is enqueued (a consumer waiting
+        for it takes it even from a queue limited to 0 messages), so a message larger than the
+        byte limit empties the queue, itself included.
+        """
+        settings = self.settings
+        if settings.overflow != "drop-head":
+            return
+        max_len = settings.max_length
+        max_bytes = settings.max_length_bytes
+        ready = self._ready
+        while ready and (
+            (max_len is not None and len(ready) > max_len) or (max_bytes is not None and self.ready_bytes > max_bytes)
+        ):
+            self._discard(self._pop_ready(), "maxlen")
 
     # -- consumers ----------------------------------------------------------------------
 
@@ -265,7 +286,12 @@ class Queue:
             return
         self.touch()
         if self.single_active is consumer:
-            self.single_active = self._first_consumer()
+            if consumer.unacked:
+                # As RabbitMQ: the next consumer becomes active once the messages this one
+                # still holds are settled (acked, or requeued in front of the rest).
+                self._sac_retiring = True
+            else:
+                self.single_active = self._first_consumer()
         if self.consumer_count == 0:
             if self.congested:
                 self._relieve()
@@ -284,6 +310,10 @@ class Queue:
         """The next consumer with credit, round-robin within the highest priority."""
         active = self.single_active
         if active is not None:
+            if self._sac_retiring:
+                active = self._sac_handover()
+                if active is None:
+                    return None
             if (active.prefetch == 0 or active.unacked < active.prefetch) and active.target.active:
                 return active
             return None
@@ -295,9 +325,21 @@ class Queue:
                     return c
         return None
 
+    def _sac_handover(self) -> Consumer | None:
+        """The cancelled single active consumer retires once it holds nothing: the next
+        consumer, if any, becomes active (None while it still holds messages)."""
+        retiring = self.single_active
+        if retiring is not None and retiring.unacked:
+            return None
+        self._sac_retiring = False
+        self.single_active = self._first_consumer()
+        return self.single_active
+
     def _has_ready_consumer(self) -> bool:
-        candidates = [self.single_active] if self.single_active is not None else self.consumers()
-        return any(c.has_credit() for c in candidates)
+        if self.settings.single_active:
+            active = self._sac_handover() if self._sac_retiring else self.single_active
+            return active is not None and active.has_credit()
+        return any(c.has_credit() for c in self.consumers())
 
     def dispatch(self) -> None:
         """Deliver ready messages to consumers with credit, as far as credit allows."""
@@ -315,6 +357,8 @@ class Queue:
             self.ready_bytes -= len(message.body)
             if message.expires_at and message.expires_at <= now:
                 self._expire(message)
+                if self._expire_more(now):
+                    return  # more expired than one loop turn's worth: the timer goes on
                 continue
             self._deliver(consumer, message)
 
@@ -347,6 +391,11 @@ class Queue:
     # -- basic.get ----------------------------------------------------------------------
 
     def get(self, no_ack: bool) -> Message | None:
+        """basic.get: the next live message (expired ones at the head are dropped on the way).
+
+        Behind more expired messages than one loop turn's worth it answers empty and leaves
+        the rest to the expiry timer, rather than stall every connection.
+        """
         self.touch()
         ready = self._ready
         now = self.scheduler.time() if self.scheduler is not None else 0.0
@@ -355,6 +404,8 @@ class Queue:
             self.ready_bytes -= len(message.body)
             if message.expires_at and message.expires_at <= now:
                 self._expire(message)
+                if self._expire_more(now):
+                    return None
                 continue
             if no_ack:
                 self.stats.get_no_ack += 1
@@ -369,6 +420,8 @@ class Queue:
                     self.store.delivered(message)
             if message.returns:
                 self.stats.redeliver += 1
+            if ready and self._expiry_timer is None:
+                self._arm_expiry()  # a new head, perhaps with a deadline (head-only expiry)
             return message
         return None
 
@@ -401,7 +454,8 @@ class Queue:
         self._discard(message, "rejected")
 
     def requeue(self, messages: list[Message]) -> None:
-        """Return delivered messages to their original positions, flagged redelivered."""
+        """Return delivered messages, flagged redelivered: to their original positions in a
+        classic queue, to the back (in the order given) in a quorum queue, as RabbitMQ."""
         if self.deleted:
             return
         kept: list[Message] = []
@@ -415,10 +469,18 @@ class Queue:
             kept.append(message)
             self.ready_bytes += len(message.body)
         if not kept:
+            self.dispatch()  # a retiring single active consumer may hand over now
             return
-        if len(kept) > 1:
-            kept.sort(key=_seq)
-        self._ready.requeue(kept)
+        ready = self._ready
+        if self.is_quorum:
+            for message in kept:
+                ready.append(message)
+        else:
+            if len(kept) > 1:
+                kept.sort(key=_seq)
+            ready.requeue(kept)
+        if self.settings.limited:
+            self._drop_head()  # RabbitMQ applies drop-head to requeued messages too
         self._arm_expiry()
         self.dispatch()
 
@@ -437,13 +499,28 @@ class Queue:
         self.stats.expired += 1
         self._discard(message, "expired")
 
+    def _expire_more(self, now: float) -> bool:
+        """An expired message came off the head: expire what else is due there, within one
+        loop turn's budget.  True when some is left (for the expiry timer, armed here)."""
+        self.expire_head()
+        deadline = self._ready.head_deadline()
+        if deadline and deadline <= now:
+            self._arm_expiry()
+            return True
+        return False
+
+    def arm_expiry(self) -> None:
+        """Expire what is due at the head now and time the next expiry (after a recovery)."""
+        if not self.deleted:
+            self.expire_head()
+            self._arm_expiry()
+
     def _arm_expiry(self) -> None:
         if self.scheduler is None:
             return
-        head = self._ready.peek()
-        if head is None or not head.expires_at:
+        deadline = self._ready.head_deadline()
+        if not deadline:
             return
-        deadline = head.expires_at
         if self._expiry_timer is not None:
             if self._expiry_deadline <= deadline:
                 return
@@ -454,27 +531,45 @@ class Queue:
 
     def _on_expiry_timer(self) -> None:
         self._expiry_timer = None
+        if self.deleted or self.scheduler is None:
+            return
         self.expire_head()
-        self._arm_expiry()
+        self._arm_expiry()  # for the next deadline, or the next loop turn if the budget ran out
+        if self._groups and self._ready:
+            deadline = self._ready.head_deadline()
+            if not deadline or deadline > self.scheduler.time():
+                self.dispatch()  # a dispatch that stopped at its expiry budget goes on
 
-    def expire_head(self, budget: int = 10_000) -> int:
-        """Drop expired messages at the head; at most ``budget`` per call keeps the loop live."""
-        if self.scheduler is None:
+    def expire_head(self, budget: int = EXPIRY_BATCH) -> int:
+        """Drop expired messages at the head: at most ``budget`` of them and EXPIRY_SLICE
+        seconds per call, so that other connections get the loop in between."""
+        scheduler = self.scheduler
+        if scheduler is None:
             return 0
-        now = self.scheduler.time()
+        now = scheduler.time()
         ready = self._ready
         count = 0
+        # Paged-out messages with nothing to dead-letter them to expire unread.
+        drop_unread = ready.drop_expired if isinstance(ready, PagedFifo) and self.dead_letter is None else None
         while ready and count < budget:
-            head = ready.peek()
-            assert head is not None
-            if not head.expires_at or head.expires_at > now:
+            if drop_unread is not None:
+                dropped, size = drop_unread(now, min(budget - count, 1024))
+                if dropped:
+                    self.ready_bytes -= size
+                    self.stats.expired += dropped
+                    count += dropped
+                    if scheduler.time() - now > EXPIRY_SLICE:
+                        break
+                    continue
+            deadline = ready.head_deadline()
+            if not deadline or deadline > now:
                 break
-            ready.popleft()
+            head = ready.popleft()
             self.ready_bytes -= len(head.body)
             self._expire(head)
             count += 1
-        if count >= budget and self.scheduler is not None:
-            self.scheduler.call_later(0, self._on_expiry_timer)
+            if not count & 127 and scheduler.time() - now > EXPIRY_SLICE:
+                break
         return count
 
     # -- housekeeping -------------------------------------------------------------------
@@ -524,11 +619,30 @@ class Queue:
 
     def restore(self, messages: list[Message]) -> None:
         """Put recovered messages (in the store, in order) into the queue."""
+        now = self.scheduler.time() if self.scheduler is not None else 0.0
         for message in messages:
             message.queue = self
             message.stored = True
+            if now and (message.expiration is not None or self.settings.message_ttl is not None):
+                message.expires_at = self.recovered_deadline(message.expiration, now)
             self._ready.append(message)
             self.ready_bytes += len(message.body)
+        self._arm_expiry()
+
+    def recovered_deadline(self, expiration: str | None, recovered_at: float) -> float:
+        """Expiry deadlines are not kept on disk: a message recovered at ``recovered_at`` gets
+        its TTL (the queue's, or its own if lower) from then on.  0.0: it does not expire."""
+        ttl = self.settings.message_ttl
+        if expiration is not None:
+            try:
+                per_message = int(expiration)
+            except ValueError:
+                per_message = -1
+            if per_message >= 0:
+                ttl = per_message if ttl is None else min(ttl, per_message)
+        if ttl is None:
+            return 0.0
+        return recovered_at + ttl / 1000.0
 
     @property
     def backlog(self) -> Backlog:
@@ -549,6 +663,7 @@ class Queue:
         self._groups = []
         self.consumer_count = 0
         self.single_active = None
+        self._sac_retiring = False
         for consumer in consumers:
             consumer.target.consumer_cancelled(consumer)
         self._relieve()
@@ -559,7 +674,11 @@ class Queue:
         return count
 
     def replace_settings(self, settings: QueueSettings) -> None:
-        """Policies changed: new limits and TTLs apply from now on (and to the backlog)."""
+        """Policies changed: new limits and TTLs apply from now on (and to the backlog).
+
+        As RabbitMQ: a lower length limit drops from the head at once (drop-head only), a
+        message TTL applies to messages published from now on, and x-expires restarts.
+        """
         if settings == self.settings:
             return
         expires_changed = settings.expires != self.settings.expires
@@ -567,15 +686,7 @@ class Queue:
         if expires_changed:
             self.arm_idle_expiry()
         if settings.limited and self._ready:
-            while (settings.max_length is not None and len(self._ready) > settings.max_length) or (
-                settings.max_length_bytes is not None and self.ready_bytes > settings.max_length_bytes
-            ):
-                self._discard(self._pop_ready(), "maxlen")
-
-
-_ACCEPT = object()
-_DROPPED = object()
-_REFUSED = object()
+            self._drop_head()
 
 
 def _seq(message: Message) -> int:

@@ -8,7 +8,7 @@ arguments; an argument known to another type is refused ("invalid arg ... of que
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from warrenmq.amqp.errors import PreconditionFailed
@@ -85,10 +85,11 @@ class QueueSettings:
     max_priority: int = 0
     single_active: bool = False
     delivery_limit: int | None = None
+    # Derived, a plain slot because publish reads it for every message.
+    limited: bool = field(init=False, repr=False, compare=False, default=False)
 
-    @property
-    def limited(self) -> bool:
-        return self.max_length is not None or self.max_length_bytes is not None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limited", self.max_length is not None or self.max_length_bytes is not None)
 
     def with_changes(self, **changes: Any) -> QueueSettings:
         return replace(self, **changes)
@@ -160,7 +161,7 @@ def _check(key: str, item: TypedValue, args: FieldTable) -> str | None:
     if key in ("x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes"):
         return _check_non_neg(item)
     if key == "x-delivery-limit":
-        return _check_non_neg(item)
+        return None  # not validated by RabbitMQ: see settings_from_arguments
     if key == "x-max-priority":
         error = _check_non_neg(item)
         if error is None and value > MAX_PRIORITY:
@@ -243,9 +244,7 @@ def settings_from_arguments(args: FieldTable, queue_type: str = "classic") -> Qu
         item = args.get(key)
         return None if item is None else item[1]
 
-    delivery_limit = get("x-delivery-limit")
-    if queue_type == "quorum" and delivery_limit is None:
-        delivery_limit = QUORUM_DEFAULT_DELIVERY_LIMIT
+    delivery_limit = _delivery_limit(args.get("x-delivery-limit"))
     return QueueSettings(
         queue_type=queue_type,
         message_ttl=get("x-message-ttl"),
@@ -259,6 +258,18 @@ def settings_from_arguments(args: FieldTable, queue_type: str = "classic") -> Qu
         single_active=bool(get("x-single-active-consumer")),
         delivery_limit=delivery_limit if queue_type == "quorum" else None,
     )
+
+
+def _delivery_limit(item: TypedValue | None) -> int | None:
+    """A quorum queue's x-delivery-limit: RabbitMQ 4.x's default of 20 when absent, no limit
+    when negative (4.x) or not an integer (RabbitMQ accepts any value there and a non-integer
+    one never limits anything)."""
+    if item is None:
+        return QUORUM_DEFAULT_DELIVERY_LIMIT
+    tag, value = item
+    if tag not in INTEGER_TAGS or value < 0:
+        return None
+    return int(value)
 
 
 def _type_class(tag: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from warrenmq.amqp.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
-from warrenmq.amqp.values import FieldTable
+from warrenmq.amqp.values import TYPE_NAMES, FieldTable
 from warrenmq.broker.dead_letter import DeadLetterer
 from warrenmq.broker.exchanges import EXCHANGE_TYPES, Binding, DefaultExchange, Destination, Exchange
 from warrenmq.broker.exchanges.base import freeze
@@ -138,10 +138,17 @@ class VHost:
             assert_equivalent_field(existing.internal, internal, "internal", display)
             assert_equivalent_args(existing.arguments, arguments, frozenset({"alternate-exchange"}), display)
             return existing
+        alternate = arguments.get("alternate-exchange")
+        if alternate is not None and alternate[0] != "S":
+            raise PreconditionFailed(
+                f"invalid type '{TYPE_NAMES[alternate[0]]}' for arg 'alternate-exchange' in {display}"
+            )
         exchange = cls(
             name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
         )
         self.exchanges[name] = exchange
+        if self.policies:
+            self._apply_exchange_policy(exchange)
         if durable:
             self._changed()
         return exchange
@@ -403,8 +410,11 @@ class VHost:
     def _apply_queue_policy(self, queue: Queue) -> None:
         policy = policy_for_queue(list(self.policies.values()), queue.name, queue.base_settings.queue_type)
         queue.policy = policy.name if policy is not None else None
-        queue.replace_settings(effective_settings(queue.base_settings, policy, queue.arguments))
-        queue.dead_letter = self.dead_letterer.for_queue(queue)
+        settings = effective_settings(queue.base_settings, policy, queue.arguments)
+        # The dead-letter exchange first, as RabbitMQ: messages a new length limit drops
+        # are dead-lettered under the new policy.
+        queue.dead_letter = self.dead_letterer.for_queue(queue, settings)
+        queue.replace_settings(settings)
 
     def _apply_exchange_policy(self, exchange: Exchange) -> None:
         policy = policy_for_exchange(list(self.policies.values()), exchange.name)
