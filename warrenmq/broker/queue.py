@@ -317,7 +317,11 @@ class Queue:
             if (active.prefetch == 0 or active.unacked < active.prefetch) and active.target.active:
                 return active
             return None
-        for group in self._groups:
+        groups = self._groups
+        if len(groups) == 1 and len(groups[0]) == 1:
+            c = groups[0][0]  # a single consumer (the common case): nothing to rotate
+            return c if (c.prefetch == 0 or c.unacked < c.prefetch) and c.target.active else None
+        for group in groups:
             for _ in range(len(group)):
                 c = group[0]
                 group.rotate(-1)
@@ -437,7 +441,11 @@ class Queue:
     def ack(self, message: Message) -> None:
         if self.deleted:
             return
-        self._release(message)
+        consumer = message.consumer  # _release, inlined: this runs once per acknowledged message
+        if consumer is not None:
+            consumer.unacked -= 1
+            message.consumer = None
+        self.unacked -= 1
         self.stats.ack += 1
         if message.stored:
             assert self.store is not None

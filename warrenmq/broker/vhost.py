@@ -338,7 +338,8 @@ class VHost:
         """The queues a message published to ``exchange`` reaches, each once."""
         exchange.stats.publish_in += 1
         found = exchange.route(message.routing_key, message)
-        if exchange.routes_to_queues_only:
+        # routes_to_queues_only, inlined: this runs once per published message.
+        if not exchange.exchange_bindings and exchange.alternate is None and exchange.policy_alternate is None:
             if found:
                 exchange.stats.publish_out += 1
             return found  # type: ignore[return-value]
