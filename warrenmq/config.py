@@ -88,7 +88,7 @@ class Settings:
     # Memory budget for message bodies kept in RAM across all queues (0 = 1/4 of the
     # memory high watermark); beyond it, queues page messages to disk.
     queue_memory_budget: int = 0
-    queue_head_limit: int = 4096  # messages a queue keeps in memory before paging
+    queue_head_limit: int = 20000  # messages a queue keeps in memory before paging
     # Storage.
     store_segment_size: int = 64 * 1024 * 1024
     fsync: bool = True

@@ -23,6 +23,9 @@ from warrenmq.broker.backlog import Fifo
 from warrenmq.broker.message import Message
 
 PAGE_IN_BATCH = 1024
+# What a message in memory costs beyond its body (the Message object, its header and route
+# bytes, the deque slot), so that a budget in bytes also bounds backlogs of tiny messages.
+MESSAGE_OVERHEAD = 300
 
 
 class MemoryBudget:
@@ -131,14 +134,14 @@ class PagedFifo:
                 self.pager.stage(self)
             return
         self.head.append(message)
-        self.budget.used += len(message.body)
+        self.budget.used += len(message.body) + MESSAGE_OVERHEAD
 
     def popleft(self) -> Message:
         head = self.head
         if not head:
             self._refill()
         message = head.popleft()
-        self.budget.used -= len(message.body)
+        self.budget.used -= len(message.body) + MESSAGE_OVERHEAD
         return message
 
     def peek(self) -> Message | None:
@@ -157,12 +160,12 @@ class PagedFifo:
 
     def appendleft(self, message: Message) -> None:
         self.head.appendleft(message)
-        self.budget.used += len(message.body)
+        self.budget.used += len(message.body) + MESSAGE_OVERHEAD
 
     def requeue(self, messages: list[Message]) -> None:
         # Requeued messages were delivered from the head: older than anything in the tail.
         self.head.requeue(messages)
-        self.budget.used += sum(len(m.body) for m in messages)
+        self.budget.used += sum(len(m.body) for m in messages) + MESSAGE_OVERHEAD * len(messages)
 
     def __len__(self) -> int:
         return len(self.head) + len(self.staging) + len(self.tail)
@@ -180,7 +183,7 @@ class PagedFifo:
         return len(self.tail) + len(self.staging)
 
     def clear(self) -> None:
-        self.budget.used -= sum(len(m.body) for m in self.head)
+        self.budget.used -= sum(len(m.body) for m in self.head) + MESSAGE_OVERHEAD * len(self.head)
         self.head.clear()
         self.staging.clear()
         tail = self.tail
@@ -192,7 +195,7 @@ class PagedFifo:
         """Remove and return the head and staging (for purge: each needs settling)."""
         out = list(self.head)
         out.extend(self.staging)
-        self.budget.used -= sum(len(m.body) for m in self.head)
+        self.budget.used -= sum(len(m.body) for m in self.head) + MESSAGE_OVERHEAD * len(self.head)
         self.head.clear()
         self.staging.clear()
         return out
@@ -239,13 +242,13 @@ class PagedFifo:
                     # Recovered from disk: its per-message TTL runs from the recovery.
                     message.expires_at = _recovered_deadline(self.owner, message.expiration, recovered_at)
                 self.head.append(message)
-                self.budget.used += len(message.body)
+                self.budget.used += len(message.body) + MESSAGE_OVERHEAD
         elif self.staging:
             # Not yet written: the newest messages are still here in memory.
             while self.staging and len(self.head) < PAGE_IN_BATCH:
                 message = self.staging.popleft()
                 self.head.append(message)
-                self.budget.used += len(message.body)
+                self.budget.used += len(message.body) + MESSAGE_OVERHEAD
 
     def flush_staging(self) -> None:
         """End of the loop turn: staged messages go to disk and leave memory."""

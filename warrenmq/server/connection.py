@@ -236,6 +236,10 @@ class Connection(asyncio.Protocol):
         if not self._read_stops and self.transport is not None and self.state != _CLOSED:
             self.transport.resume_reading()
 
+    @property
+    def throttled(self) -> bool:
+        return bool(self._read_stops & _STOP_THROTTLE)
+
     def throttle(self) -> None:
         """A queue this connection publishes to is backing up while its consumers wait for
         the broker (credit flow, as RabbitMQ's): stop reading until it drains, or a moment."""

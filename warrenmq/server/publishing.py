@@ -335,8 +335,10 @@ class PublishingMixin(ChannelBase):
         """Credit flow: stop reading this publisher until the congested queue drains.
         Never for a connection that consumes from it (its acks must keep flowing)."""
         conn = self.conn
-        if conn in queue.throttled or any(c.target.conn is conn for c in queue.consumers()):
+        if conn.throttled or any(c.target.conn is conn for c in queue.consumers()):
             return
+        # Throttled again after its time-out ran out while the backlog is still there: the
+        # queue's set keeps it once, the connection stops reading once more.
         queue.throttled.add(conn)
         conn.throttle()
 
