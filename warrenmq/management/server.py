@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from warrenmq import admin
+from warrenmq.listen import listen_socket
 from warrenmq.management.app import build_app
 from warrenmq.management.context import Context
 from warrenmq.management.rates import Rates
@@ -56,7 +57,7 @@ async def serve(
     for protocol, number, context in listeners:
         if number is None:
             continue
-        sock = _listen(host, number)
+        sock = listen_socket(host, number, backlog=128)
         await web.SockSite(runner, sock, ssl_context=context).start()
         bound = sock.getsockname()[1]
         shown = host or ("::" if sock.family == socket.AF_INET6 else "0.0.0.0")
@@ -80,26 +81,3 @@ async def start_management(node: Any) -> ManagementServer:
         tls_port=settings.management_tls_port if https else None,
         ssl_context=node.tls_context(verify_clients=False) if https else None,
     )
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """All interfaces (dual stack where IPv6 exists) when ``host`` is empty, as the AMQP listener."""
-    if host:
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    else:
-        try:
-            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("::", port))
-        except OSError:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock

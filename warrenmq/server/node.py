@@ -13,7 +13,6 @@ import itertools
 import logging
 import os
 import platform
-import socket
 import ssl
 import sys
 import time
@@ -28,6 +27,7 @@ from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
 from warrenmq.broker.queue import Queue, QueueStore
 from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
+from warrenmq.listen import listen_socket
 from warrenmq.server.access import AccessControl
 from warrenmq.server.alarms import ResourceMonitor
 from warrenmq.server.connection import Connection
@@ -356,31 +356,6 @@ class Node:
         "low on disk & memory" (a full disk is a disk alarm too)."""
         kinds = sorted({"disk" if name.startswith("disk") else name for name in self.alarms})
         return "low on " + " & ".join(kinds) if kinds else "low on resources"
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """One listening socket; for all interfaces a dual-stack IPv6 one (so that port 0 gives
-    one port for IPv4 and IPv6 alike), falling back to IPv4 where IPv6 is missing."""
-    if host:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        infos = socket.getaddrinfo(host, port, family if ":" in host else 0, socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    else:
-        try:
-            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("::", port))
-        except OSError:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    return sock
 
 
 def _host(address: str) -> str:
