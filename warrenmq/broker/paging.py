@@ -168,10 +168,12 @@ class PagedFifo:
         self.budget.used += sum(len(m.body) for m in messages) + MESSAGE_OVERHEAD * len(messages)
 
     def __len__(self) -> int:
-        return len(self.head) + len(self.staging) + len(self.tail)
+        tail = self.tail
+        return len(self.head) + len(self.staging) + len(tail.seqs) - tail.start
 
     def __bool__(self) -> bool:
-        return bool(self.head) or bool(self.staging) or len(self.tail) > 0
+        # Asked on every publish: no nested Python calls.
+        return bool(self.head or self.staging or len(self.tail.seqs) > self.tail.start)
 
     def __iter__(self) -> Iterator[Message]:
         """The messages in memory (the head and staging); paged ones are not read back."""

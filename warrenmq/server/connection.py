@@ -178,7 +178,7 @@ class Connection(asyncio.Protocol):
                 if (
                     ftype == 1
                     and i + 1 < count
-                    and payload[:4] == _PUBLISH_ID
+                    and payload.startswith(_PUBLISH_ID)
                     and frames[i][0] == 2
                     and frames[i + 1][0] == 3
                     and frames[i][1] == number

@@ -197,7 +197,8 @@ class PublishingMixin(ChannelBase):
 
     def _complete(self, body: bytes) -> None:
         header = self._pub_header
-        if header[12] & 0x19:  # delivery-mode, priority or expiration present
+        flags = header[12]  # the high byte of the property flags
+        if flags & 0x19:  # delivery-mode, priority or expiration present
             mode, priority, expiration = peek_delivery(header)
         else:
             mode, priority, expiration = 1, 0, None
@@ -215,9 +216,9 @@ class PublishingMixin(ChannelBase):
             expiration,
         )
         self.published += 1
-        if b"CC" in header and header[12] & 0x20:  # a headers table that may hold CC/BCC
+        if flags & 0x20 and b"CC" in header:  # a headers table that may hold CC/BCC
             self._sender_selected(message)
-        if header[12] & 0x02 and b"amq.rabbitmq.reply-to" in header:
+        if flags & 0x02 and b"amq.rabbitmq.reply-to" in header:
             self._set_reply_address(message)
         if self.tx:
             self._publish_target(message.exchange)  # errors surface now, not at commit
