@@ -10,7 +10,8 @@ ARGS ?=
 
 .PHONY: run test lint unit interop codegen check-codegen clean bench bench-smoke profile fuzz soak
 
-$(STAMP): pyproject.toml
+# Installing also compiles the frame splitter (setup.py); its source changing means rebuilding.
+$(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.pxd
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -46,6 +46,7 @@ from warrenmq.amqp.errors import (
 from warrenmq.amqp.frames import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
+    PUBLISH,
     FrameReader,
     decode_method,
     erlang_binary,
@@ -68,7 +69,6 @@ _CLOSE_OK_TIMEOUT = 3.0
 _WRITE_HIGH = 1024 * 1024
 _WRITE_LOW = 256 * 1024
 _WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket is not read
-_PUBLISH_ID = b"\x00\x3c\x00\x28"  # basic.publish
 _LEGACY_0_9_HEADER = b"AMQP\x01\x01\x00\x09"  # pre-0-9-1 clients; RabbitMQ speaks 0-9 to them
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
 _STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT = 1, 2, 4, 8
@@ -167,49 +167,26 @@ class Connection(asyncio.Protocol):
             if not data:
                 return
         try:
-            frames = self.reader.feed(data)
+            frames = self.reader.feed(data, publishes=self.state == _OPENED)
             self.recv_cnt += len(frames)
             channels = self.channels
-            i = 0
-            count = len(frames)
-            while i < count:
-                ftype, number, payload = frames[i]
-                i += 1
-                if (
-                    ftype == 1
-                    and i + 1 < count
-                    and payload.startswith(_PUBLISH_ID)
-                    and frames[i][0] == 2
-                    and frames[i + 1][0] == 3
-                    and frames[i][1] == number
-                    and frames[i + 1][1] == number
-                    and self.state == _OPENED
-                ):
-                    # A whole publish (method, header, one body frame) in this read: the
-                    # common case, handled in one call; anything unusual takes the general path.
+            for frame in frames:
+                if frame[0] == PUBLISH:
+                    # A whole publish: one call, as long as nothing about it is unusual.
+                    _, number, method, header, body = frame  # type: ignore[misc]
                     channel = channels.get(number)
-                    if channel is not None and channel.publish_whole(payload, frames[i][2], frames[i + 1][2]):
-                        i += 2
+                    if self.state == _OPENED and channel is not None and channel.publish_whole(method, header, body):
                         continue
-                if self.state >= _CLOSING:
-                    self._while_closing(ftype, number, payload)
+                    self._dispatch(1, number, method)
+                    self._dispatch(2, number, header)
+                    self._dispatch(3, number, body)
                     continue
-                if number == 0:
-                    self._on_channel_zero(ftype, payload)
-                    continue
+                ftype, number, payload = frame  # type: ignore[misc]
                 channel = channels.get(number)
-                if channel is None:
-                    self._on_unopened_channel(ftype, number, payload)
-                elif ftype == 1:
-                    channel.on_method(payload)
-                elif ftype == 2:
-                    channel.on_header(payload)
-                elif ftype == 3:
-                    channel.on_body(payload)
-                elif ftype == 8 and not payload:
-                    raise UnexpectedFrame(_octets(8, payload))  # RabbitMQ's 505: not on a channel
+                if channel is not None and ftype == 1 and self.state == _OPENED:
+                    channel.on_method(payload)  # the common case: acks, consumes, declares
                 else:
-                    raise FrameError(frame_error_text(ftype, payload, "unknown_frame"))
+                    self._dispatch(ftype, number, payload)
         except AMQPError as exc:
             self.fail(exc)
         except _UNPARSABLE as exc:
@@ -221,6 +198,28 @@ class Connection(asyncio.Protocol):
         except Exception as exc:  # a bug: keep the node up, tell the client, log once
             log.exception("internal error on connection %s", self.name)
             self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+
+    def _dispatch(self, ftype: int, number: int, payload: bytes) -> None:
+        """One frame, by channel and type."""
+        if self.state >= _CLOSING:
+            self._while_closing(ftype, number, payload)
+            return
+        if number == 0:
+            self._on_channel_zero(ftype, payload)
+            return
+        channel = self.channels.get(number)
+        if channel is None:
+            self._on_unopened_channel(ftype, number, payload)
+        elif ftype == 1:
+            channel.on_method(payload)
+        elif ftype == 2:
+            channel.on_header(payload)
+        elif ftype == 3:
+            channel.on_body(payload)
+        elif ftype == 8 and not payload:
+            raise UnexpectedFrame(_octets(8, payload))  # RabbitMQ's 505: not on a channel
+        else:
+            raise FrameError(frame_error_text(ftype, payload, "unknown_frame"))
 
     # -- reading flow control -----------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""The frame splitter is compiled when Cython is available (setup.py); the plain-Python
+module must stay correct and agree with it on every input, errors included."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import struct
+from pathlib import Path
+from types import ModuleType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import warrenmq.amqp.frames as installed
+from warrenmq.amqp.errors import AMQPError
+
+SOURCE = Path(installed.__file__).with_name("frames.py")
+
+
+def load_plain() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("warrenmq_frames_plain", SOURCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plain = load_plain()
+
+
+def frame(ftype: int, channel: int, payload: bytes, end: int = 0xCE) -> bytes:
+    return struct.pack(">BHI", ftype, channel, len(payload)) + payload + bytes([end])
+
+
+def publish(channel: int, body: bytes, declared: int | None = None) -> bytes:
+    method = b"\x00\x3c\x00\x28\x00\x00\x00\x01q\x00"
+    header = struct.pack(">HHQ", 60, 0, len(body) if declared is None else declared) + b"\x00\x00"
+    return frame(1, channel, method) + frame(2, channel, header) + frame(3, channel, body)
+
+
+def split(module: ModuleType, chunks: list[bytes], frame_max: int, publishes: bool) -> object:
+    reader = module.FrameReader(frame_max)
+    out: list[object] = []
+    try:
+        for chunk in chunks:
+            out.extend(reader.feed(chunk, publishes))
+    except AMQPError as exc:
+        out.append((type(exc).__name__, exc.reply_code, exc.reply_text))
+    return out
+
+
+def test_the_compiled_module_is_used_when_built() -> None:
+    built = any(SOURCE.parent.glob("frames.*.so")) or any(SOURCE.parent.glob("frames.*.pyd"))
+    assert installed.__file__.endswith(".py") != built
+
+
+def test_a_whole_publish_is_one_event_and_anything_else_stays_frames() -> None:
+    for module in (plain, installed):
+        data = publish(1, b"hello") + frame(8, 0, b"") + publish(2, b"x", declared=5)
+        events = module.FrameReader(131072).feed(data, True)
+        assert events[0][0] == module.PUBLISH and events[0][1] == 1 and events[0][4] == b"hello"
+        assert events[1] == (8, 0, b"")
+        assert [e[0] for e in events[2:]] == [1, 2, 3]  # body shorter than announced: frames
+        assert [e[0] for e in module.FrameReader(131072).feed(data, False)] == [1, 2, 3, 8, 1, 2, 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.builds(publish, st.integers(0, 3), st.binary(max_size=40)),
+            st.builds(frame, st.sampled_from([1, 2, 3, 4, 8]), st.integers(0, 3), st.binary(max_size=40)),
+            st.binary(max_size=24),
+        ),
+        max_size=6,
+    ),
+    cuts=st.lists(st.integers(0, 400), max_size=4),
+    frame_max=st.sampled_from([0, 4096, 20]),
+    publishes=st.booleans(),
+)
+def test_compiled_and_plain_agree(pieces: list[bytes], cuts: list[int], frame_max: int, publishes: bool) -> None:
+    data = b"".join(pieces)
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    assert split(plain, chunks, frame_max, publishes) == split(installed, chunks, frame_max, publishes)
