@@ -123,9 +123,10 @@ class PagedFifo:
     # -- the Fifo interface ---------------------------------------------------------------
 
     def append(self, message: Message) -> None:
+        tail = self.tail
         if (
             self.staging
-            or len(self.tail)
+            or len(tail.seqs) > tail.start
             or (len(self.head) >= self.head_limit or (self.budget.used > self.budget.limit and len(self.head) >= 64))
         ):
             self.staging.append(message)

@@ -353,7 +353,7 @@ class Queue:
         if not ready or not self._groups:
             return
         now = self.scheduler.time() if self.scheduler is not None else 0.0
-        while ready:
+        for _ in range(len(ready)):  # bounded: a paged backlog's truthiness is a Python call
             consumer = self._next_consumer()
             if consumer is None:
                 return
