@@ -74,7 +74,7 @@ def publish_frames(queue: str, body: bytes, count: int) -> bytes:
     return frame * count
 
 
-async def run(messages: int, size: int, manual_ack: bool, profile: bool) -> None:
+async def run(messages: int, size: int, manual_ack: bool, profile: bool, prefetch: int, ack_every: int) -> None:
     loop = asyncio.get_running_loop()
     node = Node(Settings(), loop)
     node.broker.ensure_default()
@@ -83,6 +83,8 @@ async def run(messages: int, size: int, manual_ack: bool, profile: bool) -> None
     handshake(publisher, pub_t)
     handshake(consumer, con_t)
     consumer.data_received(method_frame(1, spec.QueueDeclare(queue="bench")))
+    if prefetch:
+        consumer.data_received(method_frame(1, spec.BasicQos(0, prefetch, False)))
     consumer.data_received(method_frame(1, spec.BasicConsume(queue="bench", consumer_tag="c", no_ack=not manual_ack)))
     await asyncio.sleep(0)
     data = publish_frames("bench", b"x" * size, 1000)
@@ -95,23 +97,30 @@ async def run(messages: int, size: int, manual_ack: bool, profile: bool) -> None
     if profiler:
         profiler.enable()
     delivered = 0
+    client_time = 0.0
     for _ in range(rounds):
         for piece in pieces:
             publisher.data_received(piece)
         await asyncio.sleep(0)  # flushes
-        if manual_ack:
-            last = 0
+        while manual_ack:
+            client_start = time.perf_counter()
+            acks = []
             for chunk_out in con_t.chunks:
                 for ftype, _ch, payload in reader.feed(chunk_out):
                     if ftype == 1 and payload[:4] == b"\x00\x3c\x00\x3c":
                         delivered += 1
-                        last = delivered
+                        if delivered % ack_every == 0:
+                            acks.append(method_frame(1, spec.BasicAck(delivered, ack_every > 1)))
             con_t.chunks.clear()
-            consumer.data_received(method_frame(1, spec.BasicAck(last, True)))
+            data_acks = b"".join(acks)
+            client_time += time.perf_counter() - client_start  # the client's work is not the broker's
+            if not acks:
+                break
+            consumer.data_received(data_acks)
             await asyncio.sleep(0)
     if profiler:
         profiler.disable()
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start - client_time
     total = rounds * 1000
     print(
         f"{total} messages of {size} B, {'manual ack' if manual_ack else 'auto-ack'}: "
@@ -126,11 +135,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--size", type=int, default=16)
-    parser.add_argument("--ack", action="store_true", help="manual acks (multiple, once per 1000)")
+    parser.add_argument("--ack", action="store_true", help="manual acks")
+    parser.add_argument("--ack-every", type=int, default=100, help="with --ack: one ack (multiple) per N deliveries")
+    parser.add_argument("--prefetch", type=int, default=0, help="basic.qos prefetch count (0: none)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
-    coro = run(args.messages, args.size, args.ack, args.profile)
+    coro = run(args.messages, args.size, args.ack, args.profile, args.prefetch, args.ack_every)
     if args.uvloop:
         import uvloop
 
