@@ -25,7 +25,7 @@ import pika
 import pika.spec
 import pytest
 
-from tests.interop.test_raw_protocol import Raw, publish_frames
+from tests.interop.test_raw_protocol import Raw, frame, method_payload, publish_frames
 
 
 def connect(port: int) -> pika.BlockingConnection:
@@ -90,11 +90,14 @@ UNKNOWN_TAGS: dict[str, tuple[list[Any], int, tuple[int, int]]] = {
 }
 
 
+@pytest.mark.parametrize("one_write", [False, True], ids=["apart", "one-write"])
 @pytest.mark.parametrize("case", list(UNKNOWN_TAGS))
-def test_unknown_delivery_tag_is_406(raw: Raw, name: str, case: str) -> None:
+def test_unknown_delivery_tag_is_406(raw: Raw, name: str, case: str, one_write: bool) -> None:
     """channel.close 406 "PRECONDITION_FAILED - unknown delivery tag N" naming the method
     (RabbitMQ 3.10.8).  The channel's unacked messages go back to the queue; a consumer on
-    the connection's other channel keeps its own unacked message and goes on receiving."""
+    the connection's other channel keeps its own unacked message and goes on receiving.
+    The same whether the methods arrive in separate reads or together (the server then
+    settles a run of acks as one batch)."""
     methods, tag, method_sig = UNKNOWN_TAGS[case]
     other = name + "-other"
     raw.call(2, pika.spec.Queue.Declare(queue=other, exclusive=True), pika.spec.Queue.DeclareOk)
@@ -104,8 +107,11 @@ def test_unknown_delivery_tag_is_406(raw: Raw, name: str, case: str) -> None:
     fill(raw, name, 3, channel=1)
     raw.call(1, pika.spec.Basic.Consume(queue=name, consumer_tag="c"), pika.spec.Basic.ConsumeOk)
     assert [d[0] for d in deliveries(raw, 1, 3)] == [1, 2, 3]
-    for method in methods:
-        raw.send_method(1, method)
+    if one_write:
+        raw.send(b"".join(frame(1, 1, method_payload(method)) for method in methods))
+    else:
+        for method in methods:
+            raw.send_method(1, method)
     close = raw.channel_close(1)
     assert (close.reply_code, close.reply_text) == (406, f"PRECONDITION_FAILED - unknown delivery tag {tag}")
     assert (close.class_id, close.method_id) == method_sig
@@ -124,6 +130,42 @@ def test_unknown_delivery_tag_is_406(raw: Raw, name: str, case: str) -> None:
         back |= {body for body, _ in drain(raw, name, channel=2)}
     raw.send_method(2, pika.spec.Basic.Ack(2, multiple=True))
     assert ready(raw, other, channel=2) == 0
+
+
+def test_a_run_of_acks_in_one_write(raw: Raw, name: str) -> None:
+    """Single and multiple acks sent together settle exactly what they name, in order; an
+    unknown tag in the run closes the channel after the acks before it took effect, and
+    the rest of the run is ignored (what was not settled goes back to the queue)."""
+    fill(raw, name, 10)
+    raw.call(1, pika.spec.Basic.Consume(queue=name, consumer_tag="c"), pika.spec.Basic.ConsumeOk)
+    assert [d[0] for d in deliveries(raw, 1, 10)] == list(range(1, 11))
+    acks = [pika.spec.Basic.Ack(2), pika.spec.Basic.Ack(4, multiple=True), pika.spec.Basic.Ack(6)]
+    acks += [pika.spec.Basic.Ack(42), pika.spec.Basic.Ack(8)]
+    raw.send(b"".join(frame(1, 1, method_payload(ack)) for ack in acks))
+    close = raw.channel_close(1)
+    assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+        406,
+        "PRECONDITION_FAILED - unknown delivery tag 42",
+        60,
+        80,
+    )
+    assert sorted(body for body, redelivered in drain(raw, name, channel=2) if redelivered) == sorted(
+        [b"5", b"7", b"8", b"9", b"10"]
+    )
+
+
+def test_a_run_of_acks_on_a_transactional_channel_waits_for_commit(raw: Raw, name: str) -> None:
+    fill(raw, name, 4)
+    raw.call(1, pika.spec.Tx.Select(), pika.spec.Tx.SelectOk)
+    raw.call(1, pika.spec.Basic.Consume(queue=name, consumer_tag="c"), pika.spec.Basic.ConsumeOk)
+    assert [d[0] for d in deliveries(raw, 1, 4)] == [1, 2, 3, 4]
+    raw.send(b"".join(frame(1, 1, method_payload(pika.spec.Basic.Ack(tag))) for tag in (1, 2, 3)))
+    raw.call(1, pika.spec.Tx.Rollback(), pika.spec.Tx.RollbackOk)
+    raw.send(b"".join(frame(1, 1, method_payload(pika.spec.Basic.Ack(tag))) for tag in (1, 3)))
+    raw.call(1, pika.spec.Tx.Commit(), pika.spec.Tx.CommitOk)
+    raw.call(1, pika.spec.Basic.Cancel("c"), pika.spec.Basic.CancelOk)
+    raw.call(1, pika.spec.Basic.Recover(requeue=True), pika.spec.Basic.RecoverOk)
+    assert sorted(body for body, _ in drain(raw, name, channel=2)) == [b"2", b"4"]
 
 
 def test_ack_of_a_no_ack_delivery_is_406(raw: Raw, name: str) -> None:

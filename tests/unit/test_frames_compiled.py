@@ -39,6 +39,10 @@ def publish(channel: int, body: bytes, declared: int | None = None) -> bytes:
     return frame(1, channel, method) + frame(2, channel, header) + frame(3, channel, body)
 
 
+def ack(channel: int, tag: int, multiple: bool = False) -> bytes:
+    return frame(1, channel, b"\x00\x3c\x00\x50" + struct.pack(">QB", tag, multiple))
+
+
 def split(module: ModuleType, chunks: list[bytes], frame_max: int, publishes: bool) -> object:
     reader = module.FrameReader(frame_max)
     out: list[object] = []
@@ -65,11 +69,31 @@ def test_a_whole_publish_is_one_event_and_anything_else_stays_frames() -> None:
         assert [e[0] for e in module.FrameReader(131072).feed(data, False)] == [1, 2, 3, 8, 1, 2, 3]
 
 
+def test_consecutive_acks_of_a_channel_are_one_event() -> None:
+    top = 2**64 - 1
+    data = ack(1, 5) + ack(1, 7, True) + ack(1, top) + ack(2, 1) + frame(8, 0, b"") + ack(2, 2) + ack(2, 0, True)
+    for module in (plain, installed):
+        events = module.FrameReader(131072).feed(data, True)
+        assert events == [
+            (module.ACKS, 1, [5, ~7, top]),
+            (module.ACKS, 2, [1]),
+            (8, 0, b""),
+            (module.ACKS, 2, [2, ~0]),
+        ]
+        for code, tag, multiple in ((5, 5, 0), (~7, 7, 1), (top, top, 0), (~0, 0, 1)):
+            assert module.ack_payload(code) == b"\x00\x3c\x00\x50" + struct.pack(">QB", tag, multiple)
+        # Without publishes (before the connection is open), and an ack of the wrong size: frames.
+        assert [e[0] for e in module.FrameReader(131072).feed(data, False)] == [1, 1, 1, 1, 8, 1, 1]
+        odd = frame(1, 1, b"\x00\x3c\x00\x50" + bytes(8))
+        assert module.FrameReader(131072).feed(odd, True) == [(1, 1, odd[7:-1])]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     pieces=st.lists(
         st.one_of(
             st.builds(publish, st.integers(0, 3), st.binary(max_size=40)),
+            st.builds(ack, st.integers(0, 3), st.integers(0, 2**64 - 1), st.booleans()),
             st.builds(frame, st.sampled_from([1, 2, 3, 4, 8]), st.integers(0, 3), st.binary(max_size=40)),
             st.binary(max_size=24),
         ),

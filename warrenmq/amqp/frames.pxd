@@ -9,7 +9,8 @@ cdef class FrameReader:
 
     @cython.locals(buf=bytes, frames=list, off=Py_ssize_t, n=Py_ssize_t, limit=Py_ssize_t, ftype=int,
                    channel=int, size=Py_ssize_t, end=Py_ssize_t, whole=Py_ssize_t, h=Py_ssize_t,
-                   hend=Py_ssize_t)
+                   hend=Py_ssize_t, acks=list, acks_channel=int, i=Py_ssize_t,
+                   tag=cython.ulonglong)
     cpdef list feed(self, bytes data, bint publishes=*)
 
     @cython.locals(h=Py_ssize_t, hsize=Py_ssize_t, hend=Py_ssize_t, b=Py_ssize_t,

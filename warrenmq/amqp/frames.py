@@ -27,8 +27,17 @@ _TAG_REDELIVERED = struct.Struct(">QB")
 
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
-Frame = tuple[int, int, bytes] | tuple[int, int, bytes, bytes, bytes]
+Frame = tuple[int, int, bytes] | tuple[int, int, bytes, bytes, bytes] | tuple[int, int, list[int]]
 PUBLISH = -1  # FrameReader.feed(publishes=True): a whole publish (method, header, body)
+ACKS = -2  # FrameReader.feed(publishes=True): consecutive basic.acks on one channel
+
+
+def ack_payload(code: int) -> bytes:
+    """The basic.ack method payload for an entry of an ACKS event: a delivery tag, or the
+    complement (``~tag``) of one acknowledged with ``multiple``."""
+    if code < 0:
+        return b"\x00\x3c\x00\x50" + _TAG_REDELIVERED.pack(~code, 1)
+    return b"\x00\x3c\x00\x50" + _TAG_REDELIVERED.pack(code, 0)
 
 
 def erlang_binary(data: bytes) -> str:
@@ -76,10 +85,14 @@ class FrameReader:
 
         With ``publishes``, a basic.publish whose content header and single body frame are
         all here comes as one ``(PUBLISH, channel, method, header, body)`` event instead of
-        three frames: the common case of a publisher in flow, dispatched with one call.
+        three frames: the common case of a publisher in flow, dispatched with one call.  And
+        consecutive basic.ack frames of one channel come as one ``(ACKS, channel, codes)``
+        event (see ``ack_payload``): a consumer acking each message settles a batch at once.
         """
         buf = self._buf + data if self._buf else data
         frames: list[Frame] = []
+        acks: list[int] | None = None  # the codes of the ACKS event being extended
+        acks_channel = -1
         off = 0
         n = len(buf)
         limit = self.frame_max or 0xFFFFFFFF
@@ -109,8 +122,32 @@ class FrameReader:
                     hend = buf[h + 3]
                     hend = h + 7 + (hend << 24 | buf[h + 4] << 16 | buf[h + 5] << 8 | buf[h + 6])
                     frames.append((PUBLISH, channel, buf[off + 7 : end], buf[h + 7 : hend], buf[hend + 8 : whole]))
+                    acks = None
                     off = whole + 1
                     continue
+            if (
+                publishes
+                and ftype == 1
+                and size == 13
+                and buf[off + 10] == 80
+                and buf[off + 8] == 60
+                and not (buf[off + 7] or buf[off + 9])
+            ):
+                tag = buf[off + 11]
+                for i in range(off + 12, off + 19):
+                    tag = tag << 8 | buf[i]
+                code = tag  # compiled: a Python int made from the unsigned 64-bit tag
+                if buf[off + 19] & 1:
+                    code = -1 - code  # ~tag: acknowledged with multiple
+                if acks is not None and acks_channel == channel:
+                    acks.append(code)
+                else:
+                    acks = [code]
+                    acks_channel = channel
+                    frames.append((ACKS, channel, acks))
+                off = end + 1
+                continue
+            acks = None
             frames.append((ftype, channel, buf[off + 7 : end]))
             off = end + 1
         self._buf = buf[off:] if off < n else b""

@@ -25,7 +25,7 @@ from warrenmq.amqp.errors import (
     PreconditionFailed,
     SyntaxErrorAMQP,
 )
-from warrenmq.amqp.frames import erlang_binary, frame_error_text
+from warrenmq.amqp.frames import ack_payload, erlang_binary, frame_error_text
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.vhost import server_generated_name
@@ -120,6 +120,24 @@ class Channel(PublishingMixin, ConsumingMixin):
         except AMQPError as exc:
             if not exc.class_id:
                 exc.class_id, exc.method_id = index >> 16, index & 0xFFFF
+            if exc.hard:
+                raise
+            self.fail(exc)
+
+    def on_acks(self, codes: list[int]) -> None:
+        """Consecutive basic.acks (``FrameReader``'s ACKS event): settled as a batch in the
+        common case, else one by one exactly as ``on_method`` takes them."""
+        if self.state != _OPEN or self.expecting_content or self.tx:
+            for code in codes:
+                self.on_method(ack_payload(code))
+                if self.state != _OPEN:
+                    return  # an error closed the channel: what follows is ignored
+            return
+        try:
+            self.ack_run(codes)
+        except AMQPError as exc:
+            if not exc.class_id:
+                exc.class_id, exc.method_id = 60, 80
             if exc.hard:
                 raise
             self.fail(exc)

@@ -44,10 +44,12 @@ from warrenmq.amqp.errors import (
     UnexpectedFrame,
 )
 from warrenmq.amqp.frames import (
+    ACKS,
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     PUBLISH,
     FrameReader,
+    ack_payload,
     decode_method,
     erlang_binary,
     frame_error_text,
@@ -170,6 +172,8 @@ class Connection(asyncio.Protocol):
             frames = self.reader.feed(data, publishes=self.state == _OPENED)
             self.recv_cnt += len(frames)
             channels = self.channels
+            payload: bytes
+            codes: list[int]
             for frame in frames:
                 if frame[0] == PUBLISH:
                     # A whole publish: one call, as long as nothing about it is unusual.
@@ -181,7 +185,17 @@ class Connection(asyncio.Protocol):
                     self._dispatch(2, number, header)
                     self._dispatch(3, number, body)
                     continue
-                ftype, number, payload = frame  # type: ignore[misc]
+                if frame[0] == ACKS:
+                    # A run of basic.acks on one channel, settled together.
+                    _, number, codes = frame  # type: ignore[misc,assignment]
+                    channel = channels.get(number)
+                    if self.state == _OPENED and channel is not None:
+                        channel.on_acks(codes)
+                    else:
+                        for code in codes:
+                            self._dispatch(1, number, ack_payload(code))
+                    continue
+                ftype, number, payload = frame  # type: ignore[misc,assignment]
                 channel = channels.get(number)
                 if channel is not None and ftype == 1 and self.state == _OPENED:
                     channel.on_method(payload)  # the common case: acks, consumes, declares

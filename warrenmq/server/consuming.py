@@ -304,6 +304,37 @@ class ConsumingMixin(ChannelBase):
             return
         self.settle_or_defer("ack", tag, bool(bits & 1), False)
 
+    def ack_run(self, codes: list[int]) -> None:
+        """Acks in a row (delivery tags; ``~tag`` for multiple), then one dispatch per queue
+        instead of one per ack.  Raises at the first unknown tag (the channel then closes)."""
+        unacked = self.unacked
+        queue = None
+        others: list[Queue] = []
+        settled = 0
+        for code in codes:
+            if code < 0:
+                self.settle("ack", ~code, True, False)
+                continue
+            message = unacked.pop(code, None)
+            if message is None:
+                self.acked += settled
+                raise PreconditionFailed(f"unknown delivery tag {code}", 60, 80)
+            if message.queue is not queue:
+                if queue is not None and queue not in others:
+                    others.append(queue)
+                queue = message.queue
+            assert queue is not None
+            queue.ack(message)
+            settled += 1
+        self.acked += settled
+        if not self.active:
+            self.update_active()
+        for other in others:
+            if other is not queue:
+                other.dispatch()
+        if queue is not None:
+            queue.dispatch()
+
     def _basic_ack(self, m: spec.BasicAck) -> None:
         self.settle_or_defer("ack", m.delivery_tag, m.multiple, False)
 
