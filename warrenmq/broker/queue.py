@@ -70,6 +70,7 @@ CONGESTED = 2000  # ready messages, with consumers present, past which publisher
 # (bench/ttl_expiry.py measures the longest pause while a million messages expire).
 EXPIRY_BATCH = 10_000
 EXPIRY_SLICE = 0.002
+_SKIP, _STOP = 1, 2  # Queue._past_deadline: the expired message is gone; go on, or stop
 Backlog = Fifo | Prioritised | PagedFifo
 
 
@@ -350,21 +351,52 @@ class Queue:
         ready = self._ready
         if self.congested and (len(ready) < CONGESTED // 2 or not self._groups):
             self._relieve()
-        if not ready or not self._groups:
+        groups = self._groups
+        if not ready or not groups:
             return
-        now = self.scheduler.time() if self.scheduler is not None else 0.0
-        for _ in range(len(ready)):  # bounded: a paged backlog's truthiness is a Python call
-            consumer = self._next_consumer()
-            if consumer is None:
+        if self.single_active is None and len(groups) == 1 and len(groups[0]) == 1:
+            # One consumer (the common case): its credit is checked here, without the
+            # round-robin of _next_consumer.
+            consumer = groups[0][0]
+            target = consumer.target
+            prefetch = consumer.prefetch
+            if not target.active or (prefetch and consumer.unacked >= prefetch):
+                return  # asked on every publish while it waits for acks: before any len()
+            for _ in range(len(ready)):  # bounded: a paged backlog's truthiness is a Python call
+                message = ready.popleft()
+                self.ready_bytes -= len(message.body)
+                if message.expires_at and (verdict := self._past_deadline(message)):
+                    if verdict == _STOP:
+                        return
+                    continue
+                self._deliver(consumer, message)
+                if not target.active or (prefetch and consumer.unacked >= prefetch):
+                    return
+            return
+        for _ in range(len(ready)):
+            next_consumer = self._next_consumer()
+            if next_consumer is None:
                 return
             message = ready.popleft()
             self.ready_bytes -= len(message.body)
-            if message.expires_at and message.expires_at <= now:
-                self._expire(message)
-                if self._expire_more(now):
-                    return  # more expired than one loop turn's worth: the timer goes on
+            if message.expires_at and (verdict := self._past_deadline(message)):
+                if verdict == _STOP:
+                    return
                 continue
-            self._deliver(consumer, message)
+            self._deliver(next_consumer, message)
+
+    def _now(self) -> float:
+        return self.scheduler.time() if self.scheduler is not None else 0.0
+
+    def _past_deadline(self, message: Message) -> int:
+        """A message with a deadline, taken off the head to be delivered: 0 while it is live;
+        else it expires here, with what else is due at the head, and the answer is _SKIP, or
+        _STOP when more expired ones wait than one loop turn's worth (the timer goes on)."""
+        now = self._now()
+        if message.expires_at > now:
+            return 0
+        self._expire(message)
+        return _STOP if self._expire_more(now) else _SKIP
 
     def _relieve(self) -> None:
         """The backlog drained: publishers held back for this queue may go on."""
@@ -402,7 +434,7 @@ class Queue:
         """
         self.touch()
         ready = self._ready
-        now = self.scheduler.time() if self.scheduler is not None else 0.0
+        now = self._now()
         while ready:
             message = ready.popleft()
             self.ready_bytes -= len(message.body)
@@ -627,7 +659,7 @@ class Queue:
 
     def restore(self, messages: list[Message]) -> None:
         """Put recovered messages (in the store, in order) into the queue."""
-        now = self.scheduler.time() if self.scheduler is not None else 0.0
+        now = self._now()
         for message in messages:
             message.queue = self
             message.stored = True
