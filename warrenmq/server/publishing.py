@@ -43,6 +43,25 @@ _HEADER, _BODY = 1, 2
 _EXPECTED_HEADER = "expected content header for class 60, got non content header frame instead"
 _EXPECTED_METHOD = "expected method frame, got non method frame instead"
 
+PublishArgs = tuple[str, str, bytes, int]  # exchange, routing key, both encoded, bits
+
+
+def publish_args(payload: bytes) -> PublishArgs | None:
+    """basic.publish's arguments from its method payload; None when they do not decode."""
+    try:
+        n = payload[6]
+        key_at = 7 + n
+        m = payload[key_at]
+        end = key_at + 1 + m
+        bits = payload[end]
+        exchange = payload[7:key_at].decode()
+        routing_key = payload[key_at + 1 : end].decode()
+    except (IndexError, UnicodeDecodeError):
+        return None
+    if end + 1 != len(payload):
+        return None
+    return exchange, routing_key, payload[6:end], bits
+
 
 class PublishingMixin(ChannelBase):
     """Channel's publishing part."""
@@ -50,10 +69,9 @@ class PublishingMixin(ChannelBase):
     def init_publishing(self) -> None:
         self.expecting_content = False
         self._stage = 0
-        self._pub_exchange = ""
-        self._pub_key = ""
-        self._pub_route = b""
-        self._pub_mandatory = False
+        self._pub_method: PublishArgs = ("", "", b"", 0)  # of the publish awaiting content
+        self._last_method = b""  # the last whole publish's method payload, and its arguments
+        self._last_args: PublishArgs = ("", "", b"", 0)
         self._pub_header = b""
         self._pub_parts: list[bytes] = []
         self._pub_remaining = 0
@@ -85,28 +103,19 @@ class PublishingMixin(ChannelBase):
         frame-by-frame path, which also produces every error)."""
         if self.state != 0 or self._stage or len(header) < 14:
             return False
-        try:
-            n = payload[6]
-            key_at = 7 + n
-            m = payload[key_at]
-            end = key_at + 1 + m
-            bits = payload[end]
-            exchange = payload[7:key_at].decode()
-            routing_key = payload[key_at + 1 : end].decode()
-        except (IndexError, UnicodeDecodeError):
-            return False
-        if end + 1 != len(payload) or bits & 2:
-            return False
+        if payload == self._last_method:
+            args = self._last_args  # a publisher sends to the same place again and again
+        else:
+            parsed = publish_args(payload)
+            if parsed is None or parsed[3] & 2:
+                return False
+            args = self._last_args = parsed
+            self._last_method = payload
         class_id, weight, size = _CONTENT_HEADER.unpack_from(header, 0)
         if class_id != 60 or weight or size != len(body) or not size or size > self._max_size:
             return False
-        self._pub_exchange = exchange
-        self._pub_key = routing_key
-        self._pub_route = payload[6:end]
-        self._pub_mandatory = bool(bits & 1)
-        self._pub_header = header
         try:
-            self._complete(body)
+            self._complete(args, header, body)
         except AMQPError as exc:
             if exc.hard:
                 raise  # as on the frame-by-frame path: connection errors keep their own ids
@@ -116,24 +125,12 @@ class PublishingMixin(ChannelBase):
         return True
 
     def start_publish(self, payload: bytes) -> None:
-        try:
-            n = payload[6]
-            key_at = 7 + n
-            exchange = payload[7:key_at].decode()
-            m = payload[key_at]
-            end = key_at + 1 + m
-            routing_key = payload[key_at + 1 : end].decode()
-            bits = payload[end]
-        except (IndexError, UnicodeDecodeError):
-            end = -1
-        if end + 1 != len(payload):
+        args = publish_args(payload)
+        if args is None:
             raise FrameError(f"cannot decode {erlang_binary(payload[4:])}", 60, 40)  # RabbitMQ's 501
-        if bits & 2:
+        if args[3] & 2:
             raise NotImplementedAMQP("immediate=true", 60, 40)
-        self._pub_exchange = exchange
-        self._pub_key = routing_key
-        self._pub_route = payload[6:end]
-        self._pub_mandatory = bool(bits & 1)
+        self._pub_method = args
         self.expecting_content = True
         self._stage = _HEADER
 
@@ -153,7 +150,7 @@ class PublishingMixin(ChannelBase):
         if size == 0:
             self._stage = 0
             self.expecting_content = False
-            self._complete(b"")
+            self._complete(self._pub_method, payload, b"")
             return
         if size > self._max_size:
             self._stage = 0
@@ -185,7 +182,7 @@ class PublishingMixin(ChannelBase):
             parts.append(payload)
             payload = b"".join(parts)
             self._pub_parts = []
-        self._complete(payload)
+        self._complete(self._pub_method, self._pub_header, payload)
 
     def _unexpected_content_frame(self) -> Any:
         """A frame that is not the content frame this channel awaits (or no content was due)."""
@@ -195,8 +192,7 @@ class PublishingMixin(ChannelBase):
             raise UnexpectedFrame("expected content body, got non content body frame instead", 60, 40)
         raise UnexpectedFrame(_EXPECTED_METHOD)
 
-    def _complete(self, body: bytes) -> None:
-        header = self._pub_header
+    def _complete(self, args: PublishArgs, header: bytes, body: bytes) -> None:
         flags = header[12]  # the high byte of the property flags
         if flags & 0x19:  # delivery-mode, priority or expiration present
             mode, priority, expiration = peek_delivery(header)
@@ -204,11 +200,12 @@ class PublishingMixin(ChannelBase):
             mode, priority, expiration = 1, 0, None
         if header[13] & FLAG_USER_ID:
             self._check_user_id(header)
+        exchange, routing_key, route, bits = args
         message = Message(
             next(self._sequence),
-            self._pub_exchange,
-            self._pub_key,
-            self._pub_route,
+            exchange,
+            routing_key,
+            route,
             header,
             body,
             mode == 2,
@@ -222,9 +219,9 @@ class PublishingMixin(ChannelBase):
             self._set_reply_address(message)
         if self.tx:
             self._publish_target(message.exchange)  # errors surface now, not at commit
-            self.tx_publishes.append((message, self._pub_mandatory))
+            self.tx_publishes.append((message, bool(bits & 1)))
             return
-        self._route(message, self._pub_mandatory)
+        self._route(message, bool(bits & 1))
 
     def _sender_selected(self, message: Message) -> None:
         """CC/BCC headers add routing keys; BCC is removed from what consumers see."""
