@@ -10,7 +10,7 @@ from typing import Any
 
 from warrenmq.perf import codec as c
 from warrenmq.perf import fields as f
-from warrenmq.perf.connection import ACK_EACH, ACK_MULTIPLE, ACK_NONE, AmqpConnection
+from warrenmq.perf.connection import ACK_EACH, ACK_MULTIPLE, ACK_NONE, AmqpConnection, broker_description
 from warrenmq.perf.uri import AmqpUri
 
 
@@ -194,3 +194,10 @@ def test_broker_close_fails_waiters() -> None:
         assert transport.written == [c.connection_close_ok()]
 
     asyncio.run(run())
+
+
+def test_reports_name_the_broker_by_its_server_properties() -> None:
+    assert broker_description({"product": "RabbitMQ", "version": "3.10.8"}) == "RabbitMQ 3.10.8"
+    warren = {"product": "RabbitMQ", "version": "3.13.7", "warrenmq_version": "0.1.0"}
+    assert broker_description(warren) == "WarrenMQ 0.1.0 (as RabbitMQ 3.13.7)"
+    assert broker_description({}) == "unknown broker"

@@ -416,4 +416,10 @@ async def connect(uri: AmqpUri, name: str = "warren-perf", timeout: float | None
 def broker_description(props: dict[str, Any]) -> str:
     product = props.get("product", "unknown broker")
     version = props.get("version", "")
-    return f"{product} {version}".strip()
+    described = f"{product} {version}".strip()
+    own = props.get("warrenmq_version")
+    if own:
+        # WarrenMQ announces RabbitMQ's product and version (clients choose semantics by
+        # them); its own version has a key of its own.
+        return f"WarrenMQ {own} (as {described})"
+    return described
