@@ -278,26 +278,138 @@ def test_bad_field_table_is_a_connection_error(port: int, bystander: Bystander, 
     bystander.still_fine()
 
 
-@pytest.mark.xfail(
-    not ORACLE,
-    strict=True,
-    raises=(TimeoutError, Closed),
-    reason="publishing.py keeps properties raw and peek_delivery() reads only what routing needs, so a "
-    "property list that does not parse is accepted and later delivered as is to consumers (whose clients "
-    "then fail to decode it); RabbitMQ refuses it with 541.  A length-only walk of the property list in "
-    "content_header (or peek_delivery raising an AMQPError, see tests/fuzz) would do",
+def _table(inner: bytes) -> bytes:
+    return struct.pack(">I", len(inner)) + inner
+
+
+def _nested(depth: int) -> bytes:
+    inner = _table(b"")
+    for _ in range(depth):
+        inner = _table(b"\x01aF" + inner)
+    return inner
+
+
+EVERY_FIELD_TYPE = (
+    b"\x01at\x01\x01bb\x01\x01cB\x01\x01ds\x00\x01\x01eu\x00\x01\x01fI\x00\x00\x00\x01\x01gi\x00\x00\x00\x01"
+    + b"\x01hl"
+    + bytes(8)
+    + b"\x01jf\x7f\x7f\xff\xff\x01kd\x7f\xef"
+    + b"\xff" * 6
+    + b"\x01mD\x01\x00\x00\x00\x01\x01nS\x00\x00\x00\x00\x01ox\x00\x00\x00\x00\x01pA\x00\x00\x00\x02t\x01"
+    + b"\x01qT"
+    + bytes(8)
+    + b"\x01rF\x00\x00\x00\x00\x01sV"
 )
-def test_malformed_property_list_is_541(port: int, bystander: Bystander) -> None:
-    """A content header whose property flags announce a content-type that is not there: RabbitMQ
-    3.10.8's parser crashes and closes the connection with a bare 541 INTERNAL_ERROR (0,0)
-    (checked); WarrenMQ answers the same, and logs no traceback."""
+
+# (property flags, property bytes): lists RabbitMQ 3.10.8's parser crashes on (541, checked
+# with these bytes), then lists it takes.
+MALFORMED_PROPERTIES = {
+    "content-type-missing": (0x8000, b"\x05ab"),
+    "unknown-field-type": (0x2000, _table(b"\x01aZ\x00")),
+    "table-longer-than-header": (0x2000, struct.pack(">I", 50) + b"\x01aS"),
+    "value-cut-short": (0x2000, _table(b"\x01aI\x00\x00")),
+    "key-cut-short": (0x2000, _table(b"\x09a")),
+    "nested-table-bad": (0x2000, _table(b"\x01aF" + _table(b"\x01bQ"))),
+    "array-element-bad": (0x2000, _table(b"\x01aA" + _table(b"Q"))),
+    "double-nan": (0x2000, _table(b"\x01ad\x7f\xf8" + bytes(6))),
+    "double-infinity": (0x2000, _table(b"\x01ad\xff\xf0" + bytes(6))),
+    "float-nan": (0x2000, _table(b"\x01af\x7f\xc0\x00\x00")),
+    "timestamp-cut-short": (0x0040, b"\x00\x00\x00"),
+    "bytes-left-over": (0x1000, b"\x02garbage"),
+    "continuation-flag-with-bytes": (0x0001, b"\x00\x00"),
+}
+WELL_FORMED_PROPERTIES = {
+    "every-field-type": (0x2000, _table(EVERY_FIELD_TYPE)),
+    "every-property": (
+        0xFFE8,
+        b"\x01a\x01b" + _table(b"") + b"\x02\x05\x01c\x01d\x0560000\x01f" + bytes(8) + b"\x01g\x01i",
+    ),
+    "tables-nested-150-deep": (0x2000, _nested(150)),
+    "low-flag-bits-without-bytes": (0x0003, b""),
+    "content-type-not-utf8": (0x8000, b"\x02\xff\xfe"),
+}
+
+
+def _publish_with_properties(raw: RawClient, flags: int, properties: bytes, queue: str = "p7-nowhere") -> None:
+    publish = method_payload(pika.spec.Basic.Publish(exchange="", routing_key=queue))
+    header = struct.pack(">HHQH", 60, 0, 1, flags) + properties
+    raw.send(frame(1, 1, publish) + frame(2, 1, header) + frame(3, 1, b"x"))
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_PROPERTIES))
+def test_malformed_property_list_is_541(port: int, bystander: Bystander, case: str) -> None:
+    """A content header whose property list does not parse: RabbitMQ 3.10.8's parser crashes
+    and closes the connection with a bare 541 INTERNAL_ERROR (0,0), whether or not the message
+    would be routed anywhere; WarrenMQ answers the same, and logs no traceback."""
     with opened(port) as raw:
-        raw.sock.settimeout(1)
-        publish = method_payload(pika.spec.Basic.Publish(exchange="", routing_key="p7-nowhere"))
-        header = struct.pack(">HHQ", 60, 0, 1) + b"\x80\x00\x05ab"
-        raw.send(frame(1, 1, publish) + frame(2, 1, header) + frame(3, 1, b"x"))
+        raw.sock.settimeout(2)
+        _publish_with_properties(raw, *MALFORMED_PROPERTIES[case])
         assert raw.expect_connection_close() == (541, "INTERNAL_ERROR", 0, 0)
     bystander.still_fine()
+
+
+@pytest.mark.parametrize("case", list(WELL_FORMED_PROPERTIES))
+def test_well_formed_property_lists_are_taken_and_delivered_as_sent(port: int, case: str) -> None:
+    flags, properties = WELL_FORMED_PROPERTIES[case]
+    queue = f"p7-props-{uuid.uuid4().hex[:8]}"
+    with opened(port) as raw:
+        raw.sock.settimeout(2)
+        raw.send(frame(1, 1, method_payload(pika.spec.Queue.Declare(queue=queue, exclusive=True))))
+        assert isinstance(raw.read_method()[1], pika.spec.Queue.DeclareOk)
+        _publish_with_properties(raw, flags, properties, queue)
+        raw.send(frame(1, 1, method_payload(pika.spec.Basic.Get(queue=queue, no_ack=True))))
+        assert isinstance(raw.read_method()[1], pika.spec.Basic.GetOk)
+        kind, _, payload = raw.read_frame()
+        assert kind == 2 and payload == struct.pack(">HHQH", 60, 0, 1, flags) + properties
+
+
+# (property flags, property bytes, RabbitMQ 3.10.8's channel.close text): values the parser
+# takes but basic.publish refuses (406, class 60 method 40; checked with these bytes).
+REFUSED_PROPERTIES = {
+    "delivery-mode-0": (0x1000, b"\x00", "invalid message: {delivery_mode_unknown,0}"),
+    "delivery-mode-3": (0x1000, b"\x03", "invalid message: {delivery_mode_unknown,3}"),
+    "expiration-not-a-number": (0x0100, b"\x03abc", "invalid expiration 'abc': no_integer"),
+    "expiration-empty": (0x0100, b"\x00", "invalid expiration '': no_integer"),
+    "expiration-space-first": (0x0100, b"\x02 5", "invalid expiration ' 5': no_integer"),
+    "expiration-fraction": (0x0100, b"\x031.5", 'invalid expiration \'1.5\': {leftover_string,".5"}'),
+    "expiration-hex": (0x0100, b"\x040x10", 'invalid expiration \'0x10\': {leftover_string,"x10"}'),
+    "expiration-negative": (0x0100, b"\x02-5", "invalid expiration '-5': {value_negative,-5}"),
+    "expiration-above-ten-years": (
+        0x0100,
+        b"\x0c315360000001",
+        "invalid expiration '315360000001': {value_too_large,315360000001}",
+    ),
+    "expiration-wrapped-as-erlang-prints-it": (
+        0x0100,
+        b"\x1499999999999999999999",
+        "invalid expiration '99999999999999999999': {value_too_large,\n" + " " * 44 + "99999999999999999999}",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_PROPERTIES))
+def test_refused_property_values_close_the_channel(port: int, case: str) -> None:
+    flags, properties, text = REFUSED_PROPERTIES[case]
+    with opened(port) as raw:
+        raw.sock.settimeout(2)
+        _publish_with_properties(raw, flags, properties)
+        close = raw.read_method()[1]
+        assert isinstance(close, pika.spec.Channel.Close), close
+        assert (close.reply_code, close.reply_text, close.class_id, close.method_id) == (
+            406,
+            f"PRECONDITION_FAILED - {text}",
+            60,
+            40,
+        )
+
+
+@pytest.mark.parametrize("expiration", [b"+5", b"-0", b"007", b"315360000000"])
+def test_expirations_rabbitmq_takes(port: int, expiration: bytes) -> None:
+    with opened(port) as raw:
+        raw.sock.settimeout(2)
+        _publish_with_properties(raw, 0x0100, bytes([len(expiration)]) + expiration)
+        raw.send(frame(1, 1, QOS))
+        assert isinstance(raw.read_method()[1], pika.spec.Basic.QosOk)
 
 
 def test_property_list_cut_short_where_routing_reads_it_is_541(port: int, bystander: Bystander) -> None:

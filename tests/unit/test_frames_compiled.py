@@ -108,3 +108,31 @@ def test_compiled_and_plain_agree(pieces: list[bytes], cuts: list[int], frame_ma
     bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     assert split(plain, chunks, frame_max, publishes) == split(installed, chunks, frame_max, publishes)
+
+
+def crash_or(module: ModuleType, header: bytes) -> object:
+    try:
+        return module.peek_delivery(header)
+    except AMQPError as exc:
+        return (type(exc).__name__, exc.reply_code)
+
+
+FIELD_VALUES = st.one_of(
+    st.binary(max_size=12).map(lambda raw: b"S" + struct.pack(">I", len(raw)) + raw),
+    st.sampled_from([b"t\x01", b"I\x00\x00\x00\x07", b"V", b"d\x7f\xf8" + bytes(6), b"f\x3f\x80\x00\x00", b"Z"]),
+    st.binary(max_size=6).map(lambda raw: b"F" + struct.pack(">I", len(raw)) + raw),
+    st.binary(max_size=6).map(lambda raw: b"A" + struct.pack(">I", len(raw)) + raw),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    flags=st.integers(0, 0xFFFF),
+    entries=st.lists(st.tuples(st.binary(max_size=3), FIELD_VALUES), max_size=4),
+    rest=st.binary(max_size=30),
+)
+def test_property_walk_compiled_and_plain_agree(flags: int, entries: list[tuple[bytes, bytes]], rest: bytes) -> None:
+    table = b"".join(bytes([len(key)]) + key + value for key, value in entries)
+    properties = (struct.pack(">I", len(table)) + table if flags & 0x2000 else b"") + rest
+    header = struct.pack(">HHQH", 60, 0, 1, flags) + properties
+    assert crash_or(plain, header) == crash_or(installed, header)

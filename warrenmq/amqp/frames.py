@@ -20,8 +20,6 @@ FRAME_END_BYTE = 0xCE
 FRAME_HEADER = struct.Struct(">BHI")
 _CONTENT_HEADER = struct.Struct(">HHQ")  # class-id, weight, body-size
 _BODY_SIZE = struct.Struct(">Q")
-_H = struct.Struct(">H")
-_I = struct.Struct(">I")
 _METHOD_ID = struct.Struct(">I")
 _TAG_REDELIVERED = struct.Struct(">QB")
 
@@ -49,18 +47,22 @@ def erlang_binary(data: bytes) -> str:
 
 
 def frame_error_text(ftype: int, payload: bytes, reason: str) -> str:
-    """RabbitMQ 3.10's FRAME_ERROR detail: the frame type, its first octets, the reason.
-    Erlang's pretty printer breaks a reason that would pass column 78 after its first
-    comma, indenting the rest under it (as the texts RabbitMQ sends show)."""
+    """RabbitMQ 3.10's FRAME_ERROR detail: the frame type, its first octets, the reason."""
     if len(payload) <= 16:
         octets = f"all octets = {erlang_binary(payload)}"
     else:
         octets = f"first 16 octets = {erlang_binary(payload[:16])}"
-    head = f"type {ftype}, {octets}: "
-    if len(head) + len(reason) > 78 and "," in reason:
-        first, rest = reason.split(",", 1)
-        reason = first + ",\n" + " " * (len(head) + 1) + rest
-    return head + reason
+    return erlang_wrapped(f"type {ftype}, {octets}: ", reason)
+
+
+def erlang_wrapped(head: str, term: str) -> str:
+    """``head`` then an Erlang tuple ``term`` as RabbitMQ's texts print one after a prefix:
+    Erlang's pretty printer breaks a term that would pass column 78 after its first comma,
+    indenting the rest under it."""
+    if len(head) + len(term) > 78 and "," in term:
+        first, rest = term.split(",", 1)
+        term = first + ",\n" + " " * (len(head) + 1) + rest
+    return head + term
 
 
 class FrameReader:
@@ -242,52 +244,138 @@ FLAG_PRIORITY = 1 << 11
 FLAG_CORRELATION_ID = 1 << 10
 FLAG_REPLY_TO = 1 << 9
 FLAG_EXPIRATION = 1 << 8
+FLAG_MESSAGE_ID = 1 << 7
+FLAG_TIMESTAMP = 1 << 6
+FLAG_TYPE = 1 << 5
 FLAG_USER_ID = 1 << 4
+FLAG_APP_ID = 1 << 3
+FLAG_CLUSTER_ID = 1 << 2
+
+
+# The size of each fixed-size field value RabbitMQ's parser (rabbit_binary_parser) accepts,
+# by type letter; 255: not fixed-size (S, x, F, A, d, f: see _table_end) or not a type.
+_FIXED = {"t": 1, "b": 1, "B": 1, "s": 2, "u": 2, "I": 4, "i": 4, "l": 8, "T": 8, "D": 5, "V": 0}
+_FIXED_SIZES = bytes(_FIXED.get(chr(i), 255) for i in range(256))
+
+
+def _malformed() -> ParserCrash:
+    return ParserCrash("malformed basic properties")
+
+
+def _shortstr_end(buf: bytes, off: int, end: int) -> int:
+    if off >= end:
+        raise _malformed()
+    stop = off + 1 + buf[off]
+    if stop > end:
+        raise _malformed()
+    return stop
+
+
+def _long_end(buf: bytes, off: int, end: int) -> int:
+    """Where a value with a 32-bit length prefix (long string, table, array) ends."""
+    if off + 4 > end:
+        raise _malformed()
+    size = buf[off]  # first into the (compiled: 64-bit) variable, then shifted
+    stop = off + 4 + (size << 24 | buf[off + 1] << 16 | buf[off + 2] << 8 | buf[off + 3])
+    if stop > end:
+        raise _malformed()
+    return stop
+
+
+def _table_end(buf: bytes, off: int, stop: int) -> int:
+    """``stop``, once the field table whose content is ``buf[off:stop]`` is walked and
+    checked as RabbitMQ's parser reads one: every key and typed value complete, every type one it knows.  Nested
+    tables and arrays are followed with a stack of their ends, not recursion: any depth that
+    fits in a frame is accepted, as RabbitMQ accepts it."""
+    table = True  # in a table (keys before values), else in an array
+    outer: list[tuple[int, bool]] = []  # the enclosing containers' (end, table)
+    while True:
+        if off == stop:
+            if not outer:
+                return stop
+            stop, table = outer.pop()
+            continue
+        if table:
+            off = _shortstr_end(buf, off, stop)
+        if off >= stop:
+            raise _malformed()
+        kind = buf[off]
+        off += 1
+        size = _FIXED_SIZES[kind]
+        if size != 255:
+            off += size
+            if off > stop:
+                raise _malformed()
+        elif kind == 83 or kind == 120:  # S, x
+            off = _long_end(buf, off, stop)
+        elif kind == 100 or kind == 102:  # d, f: Erlang's float patterns match no NaN or infinity
+            size = 8 if kind == 100 else 4
+            mask = 0xF0 if kind == 100 else 0x80  # the exponent's bits in the second byte
+            if off + size > stop or (buf[off] & 0x7F == 0x7F and buf[off + 1] & mask == mask):
+                raise _malformed()
+            off += size
+        elif kind == 70 or kind == 65:  # F, A: go in
+            inner = _long_end(buf, off, stop)
+            outer.append((stop, table))
+            off += 4
+            stop = inner
+            table = kind == 70
+        else:
+            raise _malformed()
 
 
 def peek_delivery(header: bytes) -> tuple[int, int, str | None]:
-    """(delivery_mode, priority, expiration) from a raw content header, skipping the rest.
+    """(delivery_mode, priority, expiration) from a raw content header, whose whole property
+    list is checked on the way as RabbitMQ's parser takes it: a field cut short, a field
+    table that does not parse, or bytes left over raise ParserCrash (RabbitMQ's 541).  The
+    delivery mode is as sent (1 when absent); the flags' two low bits are ignored, as there.
 
-    Only the fields ahead of these are walked; this runs once per published message.
+    Runs once per published message that has properties (the compiled module makes it a C
+    walk); nothing is decoded but the three fields returned.
     """
-    try:
-        flags = _H.unpack_from(header, 12)[0]
-        if not flags & (FLAG_DELIVERY_MODE | FLAG_PRIORITY | FLAG_EXPIRATION):
-            return 1, 0, None
-        return _walk_delivery(header, flags)
-    except (IndexError, struct.error) as exc:
-        # A property list shorter than its flags say: RabbitMQ's parser crashes (541).
-        raise ParserCrash("malformed basic properties") from exc
-
-
-def _walk_delivery(header: bytes, flags: int) -> tuple[int, int, str | None]:
+    end = len(header)
+    if end < 14:
+        raise _malformed()
+    flags = header[12] << 8 | header[13]
     off = 14
     if flags & FLAG_CONTENT_TYPE:
-        off += 1 + header[off]
+        off = _shortstr_end(header, off, end)
     if flags & FLAG_CONTENT_ENCODING:
-        off += 1 + header[off]
+        off = _shortstr_end(header, off, end)
     if flags & FLAG_HEADERS:
-        off += 4 + _I.unpack_from(header, off)[0]
+        off = _table_end(header, off + 4, _long_end(header, off, end))
     mode = 1
     priority = 0
-    if flags & FLAG_DELIVERY_MODE:
-        mode = header[off]
-        off += 1
-    if flags & FLAG_PRIORITY:
-        priority = header[off]
-        off += 1
+    if flags & (FLAG_DELIVERY_MODE | FLAG_PRIORITY):
+        if flags & FLAG_DELIVERY_MODE:
+            if off >= end:
+                raise _malformed()
+            mode = header[off]
+            off += 1
+        if flags & FLAG_PRIORITY:
+            if off >= end:
+                raise _malformed()
+            priority = header[off]
+            off += 1
+    for flag in (FLAG_CORRELATION_ID, FLAG_REPLY_TO):
+        if flags & flag:
+            off = _shortstr_end(header, off, end)
     expiration = None
     if flags & FLAG_EXPIRATION:
-        if flags & FLAG_CORRELATION_ID:
-            off += 1 + header[off]
-        if flags & FLAG_REPLY_TO:
-            off += 1 + header[off]
-        n = header[off]
-        if off + 1 + n > len(header):
-            raise IndexError("expiration overruns the properties")
-        expiration = header[off + 1 : off + 1 + n].decode("utf-8", "replace")
-    elif off > len(header):
-        raise IndexError("properties overrun the header")
+        stop = _shortstr_end(header, off, end)
+        expiration = header[off + 1 : stop].decode("utf-8", "replace")
+        off = stop
+    if flags & FLAG_MESSAGE_ID:
+        off = _shortstr_end(header, off, end)
+    if flags & FLAG_TIMESTAMP:
+        off += 8
+        if off > end:
+            raise _malformed()
+    for flag in (FLAG_TYPE, FLAG_USER_ID, FLAG_APP_ID, FLAG_CLUSTER_ID):
+        if flags & flag:
+            off = _shortstr_end(header, off, end)
+    if off != end:
+        raise _malformed()
     return mode, priority, expiration
 
 
