@@ -84,6 +84,7 @@ class NodeInfo:
     listeners: list[Listener]
     exchange_types: list[str]
     auth_mechanisms: list[str]
+    tls_certificate: str = ""  # the certificate file the TLS listeners present ("": none)
 
 
 @dataclass

@@ -258,6 +258,20 @@ def test_management_api_over_https(tls_server: TlsServer, pki: Pki) -> None:
     assert "management API (HTTPS) listening on" in tls_server.proc.log
 
 
+def test_certificate_expiration_health_check(tls_server: TlsServer, pki: Pki) -> None:
+    """The server certificate here is valid for one more day: fine for "0 days", expiring
+    within a week (503, each TLS listener named, as RabbitMQ's check answers)."""
+    assert tls_server.api.ok("/api/health/checks/certificate-expiration/0/days") == {"status": "ok"}
+    failed = tls_server.api.get("/api/health/checks/certificate-expiration/1/weeks")
+    assert failed.status == 503 and failed.json["status"] == "failed", failed.json
+    assert failed.json["reason"] == "Certificates expiring"
+    assert {(e["protocol"], e["port"]) for e in failed.json["expired"]} == {
+        ("amqp/ssl", tls_server.tls_port),
+        ("https", tls_server.https_port),
+    }
+    assert all(e["certfile"] == str(pki.server_cert.resolve()) for e in failed.json["expired"])
+
+
 # -- client certificates -------------------------------------------------------------------------
 
 

@@ -47,6 +47,40 @@ def test_health_checks(api: Api, vhost: str) -> None:
     assert api.get("/api/aliveness-test/no-such-vhost").json == {"error": "Object Not Found", "reason": "Not Found"}
 
 
+def test_more_health_checks_answer_as_rabbitmq(api: Api, mgmt_server: ServerProcess) -> None:
+    """The other checks monitoring tools call, with RabbitMQ 3.10.8's bodies and codes."""
+    node = api.ok("/api/cluster-name")["name"]
+    assert api.ok("/api/healthchecks/node") == {"status": "ok"}
+    assert api.ok(f"/api/healthchecks/node/{q(node)}") == {"status": "ok"}
+    assert api.get("/api/healthchecks/node/nobody@nowhere").status == 404
+    assert api.ok("/api/health/checks/virtual-hosts") == {"status": "ok"}
+    for check in ("node-is-quorum-critical", "node-is-mirror-sync-critical"):
+        assert api.ok(f"/api/health/checks/{check}") == {"status": "ok", "reason": "single node cluster"}
+    for name in ("amqp", "AMQP091", "amqp0-9-1"):
+        assert api.ok(f"/api/health/checks/protocol-listener/{name}") == {"status": "ok", "protocol": "amqp"}
+    assert api.ok("/api/health/checks/protocol-listener/http") == {"status": "ok", "protocol": "http"}
+    missing = api.get("/api/health/checks/protocol-listener/stomp")
+    assert (missing.status, missing.json) == (
+        503,
+        {"status": "failed", "reason": "No active listener", "missing": "stomp", "protocols": ["amqp", "http"]},
+    )
+    port = mgmt_server.port
+    assert api.ok(f"/api/health/checks/port-listener/{port}") == {"status": "ok", "port": port}
+    closed = api.get("/api/health/checks/port-listener/1")
+    assert closed.status == 503 and closed.json["missing"] == 1
+    assert sorted(closed.json["ports"]) == sorted([port, mgmt_server.management_port])
+    assert api.get("/api/health/checks/port-listener/abc").json == {"error": "bad_request", "reason": "Invalid port"}
+    assert api.ok("/api/health/checks/certificate-expiration/1/months") == {"status": "ok"}  # no TLS here
+    assert api.get("/api/health/checks/certificate-expiration/1/fortnights").json == {
+        "error": "bad_request",
+        "reason": "Time unit not recognised. Supported units: days, weeks, months, years.",
+    }
+    assert api.get("/api/health/checks/certificate-expiration/x/days").json == {
+        "error": "bad_request",
+        "reason": "Invalid expiration value.",
+    }
+
+
 def test_unknown_paths_and_methods(api: Api) -> None:
     assert api.get("/api/no-such-thing").json == {"error": "Object Not Found", "reason": "Not Found"}
     assert api.post("/api/overview").status == 405

@@ -1,4 +1,4 @@
-"""The node as a whole: overview, nodes, whoami, health checks, aliveness, definitions."""
+"""The node as a whole: overview, nodes, whoami, definitions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aiohttp import web
 
 from warrenmq import admin
 from warrenmq.management import render
-from warrenmq.management.auth import principal, require_admin, require_monitor, require_vhost
+from warrenmq.management.auth import principal, require_admin, require_monitor
 from warrenmq.management.context import context
 from warrenmq.management.http import (
     HTTPError,
@@ -18,8 +18,6 @@ from warrenmq.management.http import (
     object_not_found,
     reply,
 )
-
-HEALTH_CHECK_FAILURE = 503
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -69,31 +67,6 @@ async def extensions(request: web.Request) -> web.Response:
 async def whoami(request: web.Request) -> web.Response:
     p = principal(request)
     return reply({"name": p.name, "tags": p.tags}, request)
-
-
-async def alarms(request: web.Request) -> web.Response:
-    found = context(request).admin.alarms()
-    if not found:
-        return reply({"status": "ok"}, request)
-    body = {
-        "status": "failed",
-        "reason": "There are alarms in effect in the cluster",
-        "alarms": [{"resource": a.resource, "node": a.node} for a in found],
-    }
-    return reply(body, request, status=HEALTH_CHECK_FAILURE)
-
-
-async def aliveness(request: web.Request) -> web.Response:
-    vhost = request.match_info["vhost"]
-    p = require_vhost(request, vhost, write=True)
-    ctx = context(request)
-    if vhost not in {v.name for v in ctx.admin.vhosts()}:
-        raise object_not_found()
-    try:
-        ctx.admin.aliveness_test(vhost, p.name)
-    except admin.BadRequest as exc:
-        return reply({"status": "failed", "reason": exc.reason}, request, status=HEALTH_CHECK_FAILURE)
-    return reply({"status": "ok"}, request)
 
 
 async def export_definitions(request: web.Request) -> web.Response:
@@ -147,9 +120,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/nodes/{node}", node)
     router.add_get("/api/extensions", extensions)
     router.add_get("/api/whoami", whoami)
-    router.add_get("/api/health/checks/alarms", alarms)
-    router.add_get("/api/health/checks/local-alarms", alarms)
-    router.add_get("/api/aliveness-test/{vhost}", aliveness)
     for path in ("/api/definitions", "/api/all-configuration", "/api/definitions/{vhost}"):
         router.add_get(path, export_definitions)
         router.add_post(path, import_definitions)

@@ -55,6 +55,7 @@ class NodeViews(AdminBase):
             listeners=listeners,
             exchange_types=sorted(EXCHANGE_TYPES),
             auth_mechanisms=["PLAIN", "AMQPLAIN"],
+            tls_certificate=os.path.abspath(settings.tls_cert) if settings.tls_cert else "",
         )
 
     def overview(self) -> admin.Overview:
