@@ -418,6 +418,31 @@ def test_client_close_gets_close_ok(port: int) -> None:
         raw.close()
 
 
+def test_after_close_ok_the_client_closes_the_socket(port: int) -> None:
+    """As RabbitMQ 3.10.8: after close-ok the server leaves the socket for the client to close
+    (amqpstorm, still reading, takes a server-side close for an error); the connection is
+    still listed as closing meanwhile.  With a heartbeat negotiated, the server closes it
+    after that interval."""
+    raw = RawClient(port)
+    try:
+        raw.handshake()
+        raw.send_method(0, pika.spec.Connection.Close(200, "Goodbye", 0, 0))
+        raw.expect(pika.spec.Connection.CloseOk)
+        raw.sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            raw.sock.recv(1)  # not closed by the server
+    finally:
+        raw.close()
+    raw = RawClient(port)
+    try:
+        raw.handshake(heartbeat=1)
+        raw.send_method(0, pika.spec.Connection.Close(200, "Goodbye", 0, 0))
+        raw.expect(pika.spec.Connection.CloseOk)
+        assert raw.read_until_closed(timeout=5).replace(b"\x08\x00\x00\x00\x00\x00\x00\xce", b"") == b""
+    finally:
+        raw.close()
+
+
 def test_pika_close_and_reopen(port: int) -> None:
     """A clean close with open channels and a consumer, then a fresh connection works."""
     conn = connect(port)

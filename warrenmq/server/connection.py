@@ -68,6 +68,7 @@ log = logging.getLogger("warrenmq.connection")
 
 _HEADER, _START_OK, _SECURE_OK, _TUNE_OK, _OPEN, _OPENED, _CLOSING, _CLOSED = range(8)
 _CLOSE_OK_TIMEOUT = 3.0
+_CLIENT_CLOSE_LINGER = 30.0  # s: how long a socket may stay open after close-ok (RabbitMQ: the same)
 _WRITE_HIGH = 1024 * 1024
 _WRITE_LOW = 256 * 1024
 _WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket is not read
@@ -125,6 +126,7 @@ class Connection(asyncio.Protocol):
         self._read_stops = 0  # why reading is paused: _STOP_* bits; read again when none is left
         self._throttle_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._closed_by_client = False  # close-ok sent for the client's connection.close
         self._last_recv = 0.0
         self._sent_since_tick = False
         self._close_reason: str | None = None
@@ -544,6 +546,8 @@ class Connection(asyncio.Protocol):
         error.reply_code = code
         if self.state == _OPENED:
             self._send_close(error)
+        elif self._closed_by_client:
+            self._terminate()  # it said goodbye already: no need to wait for its socket
         elif self.transport is not None and self.state < _CLOSING:
             self.transport.close()
 
@@ -572,7 +576,14 @@ class Connection(asyncio.Protocol):
         self.channels.clear()
         self.send_method(0, spec.ConnectionCloseOk())
         self.flush()
-        self._terminate()
+        # As RabbitMQ, the client closes the socket, not the server: a client that still reads
+        # after close-ok (amqpstorm does) would take the server's close for an error.  One
+        # that keeps it open loses it after its heartbeat interval, or 30 s.
+        self._closed_by_client = True
+        if self._timer is not None:
+            self._timer.cancel()
+        linger = min(self.heartbeat, _CLIENT_CLOSE_LINGER) if self.heartbeat else _CLIENT_CLOSE_LINGER
+        self._timer = self.loop.call_later(linger, self._terminate)
 
     def _while_closing(self, ftype: int, number: int, payload: bytes) -> None:
         if number != 0 or ftype != 1:
