@@ -81,6 +81,15 @@ def test_more_health_checks_answer_as_rabbitmq(api: Api, mgmt_server: ServerProc
     }
 
 
+def test_a_trailing_slash_is_ignored(api: Api, vhost: str) -> None:
+    """As RabbitMQ's router: /api/overview/ is /api/overview, for every method."""
+    assert api.ok("/api/overview/")["node"] == api.ok("/api/overview")["node"]
+    assert api.put(f"/api/queues/{q(vhost)}/slashed/").status == 201
+    assert [x["name"] for x in api.ok(f"/api/queues/{q(vhost)}/")] == ["slashed"]
+    assert api.delete(f"/api/queues/{q(vhost)}/slashed/").status == 204
+    assert api.ok("/api/healthchecks/node/") == {"status": "ok"}
+
+
 def test_unknown_paths_and_methods(api: Api) -> None:
     assert api.get("/api/no-such-thing").json == {"error": "Object Not Found", "reason": "Not Found"}
     assert api.post("/api/overview").status == 405

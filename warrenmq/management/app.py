@@ -59,4 +59,15 @@ def build_app(ctx: Context) -> web.Application:
     app[CONTEXT] = ctx
     for module in (api_node, api_health, api_live, api_topology, api_access, metrics, ui):
         module.add_routes(app.router)
+    _accept_trailing_slashes(app.router)
     return app
+
+
+def _accept_trailing_slashes(router: web.UrlDispatcher) -> None:
+    """As RabbitMQ's router (cowboy ignores a trailing slash): /api/queues/ is /api/queues.
+    Tools and client libraries call both (amqpstorm: /api/healthchecks/node/)."""
+    for resource in list(router.resources()):
+        path = resource.canonical
+        if path.startswith("/api/") and not path.endswith("/"):
+            for route in resource:
+                router.add_route(route.method, path + "/", route.handler)
