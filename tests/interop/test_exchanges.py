@@ -194,11 +194,21 @@ def test_declare_each_type(conn: pika.BlockingConnection, exchanges: list[str], 
 
 
 @pytest.mark.parametrize(
-    "kind, adjective", [("foo", "invalid"), ("Direct", "invalid"), ("", "invalid"), ("x-consistent-hash", "unknown")]
+    "kind, adjective",
+    [
+        ("foo", "invalid"),
+        ("Direct", "invalid"),
+        ("", "invalid"),
+        ("x-consistent-hash", "unknown"),
+        ("ZZwwInvalid", "unknown"),  # pika's acceptance test
+        ("Fanout", "unknown"),
+        ("custom", "unknown"),
+    ],
 )
 def test_declare_unknown_type_is_a_connection_error(port: int, name: str, kind: str, adjective: str) -> None:
     """An exchange type the server does not know: connection.close 503 COMMAND_INVALID for
-    exchange.declare (40, 10), as RabbitMQ 3.10.8 (which calls a plugin type "unknown")."""
+    exchange.declare (40, 10), as RabbitMQ 3.10.8 (which says "invalid" when the name is an
+    atom its VM knows, else "unknown")."""
     conn = amqp.Connection(f"127.0.0.1:{port}")
     conn.connect()
     with pytest.raises(amqp.exceptions.InvalidCommand) as error:
