@@ -87,11 +87,15 @@ class ConsumingMixin(ChannelBase):
 
     def deliver(self, consumer: Consumer, message: Message) -> None:
         tag = self.next_tag
-        self.next_tag = tag + 1
         if not consumer.no_ack:
+            self.next_tag = tag + 1
             self.unacked[tag] = message
             if self.global_prefetch and len(self.unacked) >= self.global_prefetch:
                 self.active = False
+        elif consumer.queue is not None:
+            self.next_tag = tag + 1
+        # else a direct reply-to delivery: as RabbitMQ 3.10.8, it carries the channel's next
+        # tag without using it up (the next delivery or get-ok gets the same one).
         self.delivered += 1
         prefix = consumer.cookie  # basic.deliver's method id and consumer tag, encoded once
         route = message.route_raw
