@@ -151,7 +151,7 @@ class DeadLetterer:
             assert properties.headers is not None
             properties.headers.pop("CC", None)
         else:
-            keys = death_keys
+            keys = [*death_keys, *message.blind_copies]  # as RabbitMQ: BCC keys route it, unrecorded
         new = Message(
             self.next_seq(),
             exchange_name,

@@ -28,6 +28,7 @@ def encode_route(exchange: str, routing_key: str) -> bytes:
 
 class Message:
     __slots__ = (
+        "bcc",
         "body",
         "consumer",
         "exchange",
@@ -45,6 +46,8 @@ class Message:
         "seq",
         "stored",
     )
+
+    bcc: tuple[str, ...]  # set only for a message published with BCC keys (see blind_copies)
 
     def __init__(
         self,
@@ -94,7 +97,16 @@ class Message:
         other.stored = False
         other.segment = -1
         other.offset = 0
+        bcc = self.blind_copies
+        if bcc:
+            other.bcc = bcc
         return other
+
+    @property
+    def blind_copies(self) -> tuple[str, ...]:
+        """The BCC routing keys it was published with (they route its dead letters too).  The
+        slot is set only for such a message: the common one pays no store for it."""
+        return getattr(self, "bcc", ())
 
     @property
     def redelivered(self) -> bool:

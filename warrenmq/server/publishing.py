@@ -262,6 +262,7 @@ class PublishingMixin(ChannelBase):
         if bcc and properties.headers is not None:
             properties.headers.pop("BCC", None)
             message.header = replace_properties(message.header, properties)
+            message.bcc = tuple(bcc)
 
     def _set_reply_address(self, message: Message) -> None:
         """reply_to: amq.rabbitmq.reply-to becomes this channel's reply address."""
