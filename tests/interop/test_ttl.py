@@ -10,6 +10,8 @@ that must have expired by then is the clock.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 
 import pika
@@ -223,7 +225,8 @@ def test_basic_get_and_redeclare_keep_a_queue_alive(s: Scratch, name: str) -> No
 
 def test_ttl_still_applies_after_a_restart(fresh_server: ServerProcess) -> None:
     """Persistent messages with a TTL in a durable queue still expire after a restart (the
-    deadlines are not on disk; a recovered message's TTL runs from the recovery)."""
+    deadlines are not on disk; a recovered message's TTL counts from when its segment was
+    last written, here just before the restart)."""
     server = fresh_server.start()
     with connect(server.port) as conn:
         ch = conn.channel()
@@ -251,3 +254,43 @@ def test_ttl_still_applies_after_a_restart(fresh_server: ServerProcess) -> None:
         assert ch.basic_get("exp-q", auto_ack=True)[0] is None
         _, props, body = ch.basic_get("dlq", auto_ack=True)
         assert body == b"message-ttl" and props.headers["x-death"][0]["original-expiration"] == "300"
+
+
+def test_time_the_node_was_down_counts_towards_ttl(fresh_server: ServerProcess) -> None:
+    """As RabbitMQ, a message's TTL keeps running while the node is down: messages written an
+    hour before the restart (their segment files dated back an hour here) with a TTL of a
+    minute are dead on recovery, whether the queue's TTL or their own, in a paged queue or a
+    priority queue (kept in memory); a message without a TTL stays."""
+    server = fresh_server.start()
+    dead_letter = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}
+    persistent = pika.BasicProperties(delivery_mode=2)
+    with connect(server.port) as conn:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("dlq", durable=True)
+        ch.queue_declare("ttl-q", durable=True, arguments={"x-message-ttl": 60_000, **dead_letter})
+        ch.queue_declare("exp-q", durable=True, arguments=dead_letter)
+        prio_args = {"x-max-priority": 5, "x-message-ttl": 60_000, **dead_letter}
+        ch.queue_declare("prio-q", durable=True, arguments=prio_args)
+        ch.basic_publish("", "ttl-q", b"queue-ttl", persistent)
+        ch.basic_publish("", "exp-q", b"message-ttl", pika.BasicProperties(delivery_mode=2, expiration="60000"))
+        ch.basic_publish("", "exp-q", b"no-ttl", persistent)
+        ch.basic_publish("", "prio-q", b"priority", persistent)
+    assert server.stop() == 0
+    an_hour_ago = time.time() - 3600
+    assert server.data_dir is not None
+    segments = list(server.data_dir.rglob("*.seg"))
+    assert segments
+    for segment in segments:
+        os.utime(segment, (an_hour_ago, an_hour_ago))
+    server.start()
+    with connect(server.port) as conn:
+        ch = conn.channel()
+        for queue in ("ttl-q", "prio-q"):
+            wait_until(lambda q=queue: ch.queue_declare(q, passive=True).method.message_count == 0, what=queue)
+        _, _, body = ch.basic_get("exp-q", auto_ack=True)  # the expired head goes on the way
+        assert body == b"no-ttl"
+        dead = set()
+        while (got := ch.basic_get("dlq", auto_ack=True))[0] is not None:
+            dead.add(got[2])
+        assert dead == {b"queue-ttl", b"message-ttl", b"priority"}

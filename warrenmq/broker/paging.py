@@ -99,6 +99,9 @@ class Pager(Protocol):
     def release(self, tail: TailEntries, start: int, stop: int, queue: object) -> None:
         """Entries leave the queue unread (purge, delete, drop-head)."""
 
+    def written_age(self, segment: int) -> float:
+        """Seconds between the last write of a recovered segment and the recovery (0: none)."""
+
 
 def location(segment: int, offset: int) -> int:
     return (segment << 40) | offset
@@ -242,8 +245,9 @@ class PagedFifo:
             recovered_at = self._recovered_at
             for message in messages:
                 if recovered_at and message.expiration is not None and not message.expires_at:
-                    # Recovered from disk: its per-message TTL runs from the recovery.
-                    message.expires_at = _recovered_deadline(self.owner, message.expiration, recovered_at)
+                    # Recovered from disk: its per-message TTL counts from when it was written.
+                    written_at = recovered_at - self.pager.written_age(message.segment)
+                    message.expires_at = _recovered_deadline(self.owner, message.expiration, written_at)
                 self.head.append(message)
                 self.budget.used += len(message.body) + MESSAGE_OVERHEAD
         elif self.staging:
@@ -275,14 +279,19 @@ class PagedFifo:
         tail.sizes.extend(sizes)
         tail.returns.extend(returns)
         n = len(seqs)
-        # Expiry deadlines are not on disk: a recovered message's TTL runs from the recovery
-        # (the queue's TTL now; a per-message one when the message is read back).
+        # Expiry deadlines are not on disk: a recovered message's TTL counts from when its
+        # segment was last written (the queue's TTL now; a per-message one when it is read back).
         owner = self.owner
         scheduler = getattr(owner, "scheduler", None)
         if scheduler is not None:
             self._recovered_at = scheduler.time()
         deadline = _recovered_deadline(owner, None, self._recovered_at)
-        tail.deadlines.extend(array("d", [deadline]) * n)
+        if deadline:
+            age = self.pager.written_age
+            # Past deadlines stay non-zero (0.0 means "never expires").
+            tail.deadlines.extend(array("d", [max(deadline - age(place >> 40), 1e-9) for place in locations]))
+        else:
+            tail.deadlines.extend(array("d", [0.0]) * n)
         tail.persistent.extend(b"\x01" * n)
         if deadline and scheduler is not None:
             scheduler.call_later(0, owner.arm_expiry)  # type: ignore[attr-defined]

@@ -657,21 +657,26 @@ class Queue:
             self._relieve()
         return count
 
-    def restore(self, messages: list[Message]) -> None:
-        """Put recovered messages (in the store, in order) into the queue."""
+    def restore(self, messages: list[Message], written_age: Callable[[int], float] | None = None) -> None:
+        """Put recovered messages (in the store, in order) into the queue.  ``written_age``:
+        how long before now a message's segment was last written (its TTL counts from then)."""
         now = self._now()
         for message in messages:
             message.queue = self
             message.stored = True
             if now and (message.expiration is not None or self.settings.message_ttl is not None):
-                message.expires_at = self.recovered_deadline(message.expiration, now)
+                written_at = now - written_age(message.segment) if written_age is not None else now
+                deadline = self.recovered_deadline(message.expiration, written_at)
+                if deadline:
+                    message.expires_at = max(deadline, 1e-9)  # due already: still not "never"
             self._ready.append(message)
             self.ready_bytes += len(message.body)
         self._arm_expiry()
 
     def recovered_deadline(self, expiration: str | None, recovered_at: float) -> float:
-        """Expiry deadlines are not kept on disk: a message recovered at ``recovered_at`` gets
-        its TTL (the queue's, or its own if lower) from then on.  0.0: it does not expire."""
+        """Expiry deadlines are not kept on disk: a recovered message gets its TTL (the
+        queue's, or its own if lower) from ``recovered_at`` (when it was written, as far as the
+        store knows).  0.0: it does not expire."""
         ttl = self.settings.message_ttl
         if expiration is not None:
             try:

@@ -154,7 +154,7 @@ class Node:
         tail.deadlines = array("d", bytes(8 * len(found)))
         tail.persistent = bytearray(b"\x01" * len(found))
         assert isinstance(self.store, FileStore)
-        queue.restore(self.store.page_in(tail, len(found), queue))
+        queue.restore(self.store.page_in(tail, len(found), queue), self.store.written_age)
 
     # -- storage hooks (the broker model's Storage) -------------------------------------------
 

@@ -135,6 +135,7 @@ class FileStore:
         self._handles: dict[int, FileQueueStore] = {}
         self.next_queue_id = 1
         self._recovered_counts: dict[int, dict[int, int]] = {}
+        self._segment_ages: dict[int, float] = {}  # s since each segment was last written, at recovery
         self.on_disk_full: Callable[[bool], None] | None = None
         self.disk_full = False
         self.stats = {"dropped_records": 0, "truncated_bytes": 0}
@@ -173,9 +174,12 @@ class FileStore:
         numbers = sorted(int(p.stem) for p in self.messages_dir.glob("*.seg"))
         max_seq = 0
         dropped = truncated = 0
+        now = time.time()
         for number in numbers:
             segment = Segment(number, self.messages_dir)
             self._segments[number] = segment
+            # Read before recovery may cut a torn tail (which would touch it).
+            self._segment_ages[number] = max(0.0, now - segment.path.stat().st_mtime)
             found_seq, d, t = self._recover_segment(segment, known, recovered, last=number == numbers[-1])
             max_seq = max(max_seq, found_seq)
             dropped += d
@@ -598,6 +602,13 @@ class FileStore:
             segment = self._segments[number]
             fd = self._read_fds[number] = os.open(segment.path, os.O_RDONLY)
         return fd
+
+    def written_age(self, segment: int) -> float:
+        """How long before the recovery ``segment`` was last written (0: unknown, or newer).
+        Expiry deadlines are not stored; a recovered message's TTL counts from this, so that
+        the time the node was down counts too, as in RabbitMQ (at worst it expires late, as
+        if published when its segment was last written, never early)."""
+        return self._segment_ages.get(segment, 0.0)
 
     def page_in(self, tail: TailEntries, count: int, queue: object) -> list[Message]:
         """Read ``count`` tail entries back, one read per run of entries in one segment."""
