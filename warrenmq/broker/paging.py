@@ -14,6 +14,7 @@ Memory is bounded by the per-queue head limit and the node-wide ``MemoryBudget``
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from collections import deque
 from collections.abc import Iterator
@@ -287,9 +288,15 @@ class PagedFifo:
             self._recovered_at = scheduler.time()
         deadline = _recovered_deadline(owner, None, self._recovered_at)
         if deadline:
-            age = self.pager.written_age
-            # Past deadlines stay non-zero (0.0 means "never expires").
-            tail.deadlines.extend(array("d", [max(deadline - age(place >> 40), 1e-9) for place in locations]))
+            # Recovered locations ascend (segment by segment, in append order): one run of
+            # equal deadlines per segment.  Past deadlines stay non-zero (0.0: never expires).
+            i = 0
+            while i < n:
+                segment = locations[i] >> 40
+                j = bisect.bisect_left(locations, (segment + 1) << 40, i)
+                value = max(deadline - self.pager.written_age(segment), 1e-9)
+                tail.deadlines.extend(array("d", [value]) * (j - i))
+                i = j
         else:
             tail.deadlines.extend(array("d", [0.0]) * n)
         tail.persistent.extend(b"\x01" * n)
