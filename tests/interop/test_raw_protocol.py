@@ -589,6 +589,23 @@ def test_channel_close_crossing_the_servers_close(raw: Raw, name: str) -> None:
     sync(raw, 2)
 
 
+def test_close_ok_after_crossing_closes_is_taken(raw: Raw, name: str) -> None:
+    """The client closes a channel while the server is closing it for an error (the two
+    channel.close cross), then answers the server's close with close-ok, as the Go client does:
+    the close-ok is taken, the connection and its other channels go on, and the channel number
+    can be opened again (RabbitMQ 3.10.8; amqp091-go's TestChannelExceptionWithCloseIssue43)."""
+    raw.send(
+        frame(1, 1, method_payload(pika.spec.Queue.Declare(queue=name, passive=True)))
+        + frame(1, 1, method_payload(pika.spec.Channel.Close(200, "bye", 0, 0)))
+    )
+    assert raw.expect(pika.spec.Channel.Close, 1).reply_code == 404
+    raw.expect(pika.spec.Channel.CloseOk, 1)
+    raw.send_method(1, pika.spec.Channel.CloseOk())
+    sync(raw, 2)
+    raw.open_channel(1)
+    sync(raw, 1)
+
+
 def test_channel_open_on_a_closing_channel_is_504(raw: Raw, name: str) -> None:
     """channel.open on a channel the server is closing (before close-ok): connection.close
     504 CHANNEL_ERROR - second 'channel.open' seen (20, 10) (RabbitMQ 3.10.8)."""

@@ -191,10 +191,10 @@ class Channel(PublishingMixin, ConsumingMixin):
             self.state = _CLOSED
             self.conn.channel_closed(self.number)
         elif index == spec.ChannelClose.INDEX:
-            # Both sides closed at once: answer and finish.
+            # The client's close crossed ours: answer it, and still wait for the close-ok it
+            # owes ours (as RabbitMQ; finishing now made that close-ok a frame on a channel
+            # not open, a connection error).
             self.send(spec.ChannelCloseOk())
-            self.state = _CLOSED
-            self.conn.channel_closed(self.number)
         elif index == spec.ChannelOpen.INDEX:
             raise ChannelErrorConnection("second 'channel.open' seen", 20, 10)  # as RabbitMQ 3.10.8
 
