@@ -85,6 +85,7 @@ class NodeInfo:
     exchange_types: list[str]
     auth_mechanisms: list[str]
     tls_certificate: str = ""  # the certificate file the TLS listeners present ("": none)
+    processes: int = 1  # what RabbitMQ counts as Erlang processes: tasks and connections here
 
 
 @dataclass

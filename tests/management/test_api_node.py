@@ -32,6 +32,10 @@ def test_overview_and_nodes(api: Api, mgmt_server: ServerProcess) -> None:
     assert node["name"] == overview["node"] and node["running"] is True and node["type"] == "disc"
     assert node["mem_used"] > 0 and node["mem_limit"] > 0 and node["fd_total"] > 0 and node["uptime"] >= 0
     assert node["mem_alarm"] is False and node["disk_free_alarm"] is False
+    # Named as RabbitMQ names its node (monitoring tools build rabbit@<host> paths), with a
+    # process count below the limit (nagios' check_rabbitmq_server reads the ratio).
+    assert re.fullmatch(r"rabbit@[^.@]+", node["name"]), node["name"]
+    assert 1 <= node["proc_used"] < node["proc_total"] == 1048576
     assert api.ok(f"/api/nodes/{q(node['name'])}")["name"] == node["name"]
     assert api.get("/api/nodes/nobody@nowhere").status == 404
     assert api.ok("/api/cluster-name") == {"name": overview["cluster_name"]}

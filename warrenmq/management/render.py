@@ -102,8 +102,10 @@ def node_json(node: admin.NodeInfo, rates: Rates, http: list[admin.Listener]) ->
         "net_ticktime": 60,
         "os_pid": str(node.os_pid),
         "partitions": [],
-        "proc_total": 1,
-        "proc_used": 1,
+        # No Erlang processes here: the node's asyncio tasks and connections, against
+        # RabbitMQ's default process limit, so that checks of the ratio read it sensibly.
+        "proc_total": 1048576,
+        "proc_used": node.processes,
         "processors": node.processors,
         "rates_mode": "basic",
         "run_queue": 0,

@@ -72,7 +72,9 @@ class Node:
         self.servers: list[asyncio.AbstractServer] = []
         self.alarms: set[str] = set()
         self.started_at = time.time()
-        self.node_name = f"warren@{platform.node() or 'localhost'}"
+        # RabbitMQ's default node name: monitoring tools build /api/nodes/rabbit@<host> paths
+        # (nagios' check_rabbitmq_server, _watermark, _partition) and dashboards filter on it.
+        self.node_name = f"rabbit@{(platform.node() or 'localhost').split('.')[0]}"
         self.amqp_port = 0
         self.tls_port = 0
         self.management: Any = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import shutil
@@ -56,6 +57,7 @@ class NodeViews(AdminBase):
             exchange_types=sorted(EXCHANGE_TYPES),
             auth_mechanisms=["PLAIN", "AMQPLAIN"],
             tls_certificate=os.path.abspath(settings.tls_cert) if settings.tls_cert else "",
+            processes=len(asyncio.all_tasks(node.loop)) + len(node.connections),
         )
 
     def overview(self) -> admin.Overview:
