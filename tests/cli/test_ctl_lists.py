@@ -86,6 +86,7 @@ def test_other_lists(ctl: Ctl, api: Api, amqp: pika.BlockingConnection, vhost: s
         "amq.topic\ttopic",
         "amq.headers\theaders",
         "amq.match\theaders",
+        "amq.rabbitmq.trace\ttopic",
         "x\ttopic",
     }
     assert (

@@ -156,6 +156,23 @@ def test_predeclared_exchange(conn: pika.BlockingConnection, exchange: str, kind
     assert text == f"ACCESS_REFUSED - deletion of system exchange '{exchange}' in vhost '/' not allowed"
 
 
+def test_the_trace_exchange_is_predeclared_and_internal(conn: pika.BlockingConnection) -> None:
+    """amq.rabbitmq.trace (RabbitMQ's firehose target) exists in every vhost: a durable internal
+    topic exchange, redeclared alike without error, not deletable, not published to."""
+    ch = conn.channel()
+    ch.exchange_declare("amq.rabbitmq.trace", passive=True)
+    ch.exchange_declare("amq.rabbitmq.trace", "topic", durable=True, internal=True)
+    text = refused(conn, lambda c: c.exchange_delete("amq.rabbitmq.trace"), 403)
+    assert text == "ACCESS_REFUSED - deletion of system exchange 'amq.rabbitmq.trace' in vhost '/' not allowed"
+
+    def publish(c: pika.adapters.blocking_connection.BlockingChannel) -> None:
+        c.confirm_delivery()
+        c.basic_publish("amq.rabbitmq.trace", "publish.x", b"m")
+
+    text = refused(conn, publish, 403)
+    assert text == "ACCESS_REFUSED - cannot publish to internal exchange 'amq.rabbitmq.trace' in vhost '/'"
+
+
 def test_predeclared_exchanges_route(ch) -> None:
     direct = temp_queue(ch, "amq.direct", "key")
     fanout = temp_queue(ch, "amq.fanout")

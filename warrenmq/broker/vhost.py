@@ -36,6 +36,7 @@ STANDARD_EXCHANGES = (
     ("amq.topic", "topic"),
     ("amq.headers", "headers"),
     ("amq.match", "headers"),
+    ("amq.rabbitmq.trace", "topic"),  # internal; RabbitMQ's firehose target (never fed here)
 )
 
 
@@ -124,7 +125,8 @@ class VHost:
         self.policies: dict[str, Policy] = {}
         self.backlog_factory: Callable[[Queue], Backlog] | None = None  # paging, when a store pages
         for name_, type_ in STANDARD_EXCHANGES:
-            self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, name, durable=True)
+            internal = name_ == "amq.rabbitmq.trace"
+            self.exchanges[name_] = EXCHANGE_TYPES[type_](name_, name, durable=True, internal=internal)
 
     # -- lookups ------------------------------------------------------------------------
 
