@@ -197,15 +197,7 @@ class Queue:
 
     def _set_deadline(self, message: Message) -> bool:
         """Give the message its expiry deadline; False when it expires on arrival."""
-        ttl = self.settings.message_ttl
-        expiration = message.expiration
-        if expiration is not None:
-            try:
-                per_message = int(expiration)
-            except ValueError:
-                per_message = -1
-            if per_message >= 0:
-                ttl = per_message if ttl is None else min(ttl, per_message)
+        ttl = self._ttl(message.expiration)
         if ttl is None:
             return True
         if ttl == 0:
@@ -677,6 +669,15 @@ class Queue:
         """Expiry deadlines are not kept on disk: a recovered message gets its TTL (the
         queue's, or its own if lower) from ``recovered_at`` (when it was written, as far as the
         store knows).  0.0: it does not expire."""
+        ttl = self._ttl(expiration)
+        if ttl is None:
+            return 0.0
+        return recovered_at + ttl / 1000.0
+
+    def _ttl(self, expiration: str | None) -> int | None:
+        """A message's TTL in ms here: the queue's, or its own expiration if lower (None: it
+        does not expire).  An expiration that is not a number (only in old stored data:
+        publishing refuses them) is ignored."""
         ttl = self.settings.message_ttl
         if expiration is not None:
             try:
@@ -685,9 +686,7 @@ class Queue:
                 per_message = -1
             if per_message >= 0:
                 ttl = per_message if ttl is None else min(ttl, per_message)
-        if ttl is None:
-            return 0.0
-        return recovered_at + ttl / 1000.0
+        return ttl
 
     @property
     def backlog(self) -> Backlog:
