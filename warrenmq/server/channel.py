@@ -103,7 +103,7 @@ class Channel(PublishingMixin, ConsumingMixin):
                 self.start_publish(payload)
                 return
             if index == _ACK:
-                self.fast_ack(payload)
+                self.ack_frame(payload)
                 return
             cls = spec.METHODS.get(index)
             if cls is None:

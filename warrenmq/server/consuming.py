@@ -289,23 +289,12 @@ class ConsumingMixin(ChannelBase):
 
     # -- settlement ---------------------------------------------------------------------
 
-    def fast_ack(self, payload: bytes) -> None:
+    def ack_frame(self, payload: bytes) -> None:
+        """A basic.ack that did not come in an ACKS run (the frame reader's batch, see
+        ack_run): decoded here without the generic decoder, settled as any ack."""
         if len(payload) != 13:
             raise FrameError(f"cannot decode {erlang_binary(payload[4:])}", 60, 80)  # RabbitMQ's 501
         tag, bits = _ACK_ARGS.unpack_from(payload, 4)
-        if not bits & 1 and not self.tx:
-            # The common case: one in-order ack.
-            message = self.unacked.pop(tag, None)
-            if message is None:
-                raise PreconditionFailed(f"unknown delivery tag {tag}", 60, 80)
-            queue = message.queue
-            assert queue is not None
-            queue.ack(message)
-            self.acked += 1
-            if not self.active:
-                self.update_active()
-            queue.dispatch()
-            return
         self.settle_or_defer("ack", tag, bool(bits & 1), False)
 
     def ack_run(self, codes: list[int]) -> None:
