@@ -31,7 +31,7 @@ def header_payload(body_size: int, properties: pika.spec.BasicProperties | None 
     return pika.frame.Header(1, body_size, properties or pika.spec.BasicProperties()).marshal()[7:-1]
 
 
-class Closed(Exception):
+class Closed(EOFError):
     """The server closed the socket (``data`` is what came before)."""
 
     def __init__(self, data: bytes) -> None:
@@ -97,16 +97,18 @@ class RawClient:
 
     def start(
         self,
-        user: str = "guest",
-        password: str = "guest",
         mechanism: str = "PLAIN",
         response: bytes | None = None,
         close_on_failure: bool = True,
+        capabilities: dict[str, bool] | None = None,
+        user: str = "guest",
+        password: str = "guest",
     ) -> Any:
         """Protocol header, connection.start, start-ok; what the server answers (normally tune)."""
         self.send(AMQP_0_9_1)
         self.expect(pika.spec.Connection.Start)
-        properties = {"product": "raw", "capabilities": {"authentication_failure_close": close_on_failure}}
+        caps = {"authentication_failure_close": close_on_failure, **(capabilities or {})}
+        properties = {"product": "raw", "capabilities": caps}
         if response is None:
             response = b"\x00" + user.encode() + b"\x00" + password.encode()
         self.send_method(0, pika.spec.Connection.StartOk(properties, mechanism, response, "en_US"))

@@ -19,7 +19,7 @@ import pika.frame
 import pika.spec
 import pytest
 
-from tests.interop.test_connection import RawClient
+from tests.fuzz.raw import RawClient
 
 
 def connect(port: int) -> pika.BlockingConnection:

@@ -9,7 +9,6 @@ code; the docstrings say so.
 from __future__ import annotations
 
 import signal
-import socket
 import struct
 import threading
 import time
@@ -24,9 +23,9 @@ import pika.frame
 import pika.spec
 import pytest
 
+from tests.fuzz.raw import AMQP_0_9_1, RawClient
 from tests.server import ServerProcess
 
-AMQP_0_9_1 = b"AMQP\x00\x00\x09\x01"
 RABBITMQ_CAPABILITIES = {
     "publisher_confirms",
     "exchange_exchange_bindings",
@@ -41,89 +40,6 @@ RABBITMQ_CAPABILITIES = {
 LOGIN_REFUSED = (
     "ACCESS_REFUSED - Login was refused using authentication mechanism {}. For details see the broker logfile."
 )
-
-
-class RawClient:
-    """AMQP over a plain socket, frames encoded and decoded by pika's codec."""
-
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buffer = b""
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def send_method(self, channel: int, method: pika.spec.amqp_object.Method) -> None:
-        self.send(pika.frame.Method(channel, method).marshal())
-
-    def _read_exactly(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"connection closed by the server (buffered {self.buffer!r})")
-            self.buffer += chunk
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
-
-    def read_frame(self) -> tuple[int, int, bytes]:
-        """(frame type, channel, payload) of the next frame."""
-        kind, channel, size = struct.unpack(">BHI", self._read_exactly(7))
-        payload = self._read_exactly(size)
-        assert self._read_exactly(1) == b"\xce", "bad frame end"
-        return kind, channel, payload
-
-    def read_method(self, skip_heartbeats: bool = True) -> tuple[int, pika.spec.amqp_object.Method]:
-        while True:
-            kind, channel, payload = self.read_frame()
-            if kind == 8 and skip_heartbeats:
-                continue
-            assert kind == 1, f"expected a method frame, got type {kind}"
-            method = pika.spec.methods[struct.unpack_from(">I", payload)[0]]()
-            method.decode(payload, 4)
-            return channel, method
-
-    def expect(self, cls: type, channel: int = 0) -> pika.spec.amqp_object.Method:
-        got_channel, method = self.read_method()
-        assert isinstance(method, cls), f"expected {cls.NAME}, got {method}"
-        assert got_channel == channel
-        return method
-
-    def start(self, mechanism: str = "PLAIN", response: bytes = b"\x00guest\x00guest", close_on_failure: bool = True):
-        """Protocol header, connection.start, start-ok; returns what the server answers."""
-        self.send(AMQP_0_9_1)
-        self.expect(pika.spec.Connection.Start)
-        properties = {"product": "raw", "capabilities": {"authentication_failure_close": close_on_failure}}
-        self.send_method(0, pika.spec.Connection.StartOk(properties, mechanism, response, "en_US"))
-        return self.read_method()[1]
-
-    def handshake(self, channel_max: int = 2047, frame_max: int = 131072, heartbeat: int = 0, vhost: str = "/") -> None:
-        tune = self.start()
-        assert isinstance(tune, pika.spec.Connection.Tune), tune
-        self.send_method(0, pika.spec.Connection.TuneOk(channel_max, frame_max, heartbeat))
-        self.send_method(0, pika.spec.Connection.Open(vhost))
-        self.expect(pika.spec.Connection.OpenOk)
-
-    def open_channel(self, channel: int = 1) -> None:
-        self.send_method(channel, pika.spec.Channel.Open())
-        self.expect(pika.spec.Channel.OpenOk, channel)
-
-    def read_until_closed(self, timeout: float = 5.0) -> bytes:
-        """Everything the server sends until it closes the socket (or ``timeout`` passes)."""
-        self.sock.settimeout(timeout)
-        data, self.buffer = self.buffer, b""
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return data
-                data += chunk
-        except ConnectionResetError:
-            return data
-        raise AssertionError(f"the server did not close the connection within {timeout}s (got {data!r})")
 
 
 def connect(port: int, **params) -> pika.BlockingConnection:

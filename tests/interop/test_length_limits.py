@@ -16,8 +16,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.fuzz.raw import RawClient
 from tests.interop.ext_support import Scratch, wait_until
-from tests.interop.test_connection import RawClient
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pika.frame
 import pika.spec
 import pytest
 
-from tests.interop.test_connection import AMQP_0_9_1, RawClient
+from tests.fuzz.raw import RawClient
 
 FRAME_END = 0xCE
 EMPTY_PROPERTIES = b"\x00\x00"
@@ -114,20 +114,6 @@ class Raw(RawClient):
     def __init__(self, port: int, timeout: float = 10.0) -> None:
         super().__init__(port, timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def start(  # type: ignore[override]
-        self,
-        mechanism: str = "PLAIN",
-        response: bytes = b"\x00guest\x00guest",
-        close_on_failure: bool = True,
-        capabilities: dict[str, bool] | None = None,
-    ):
-        self.send(AMQP_0_9_1)
-        self.expect(pika.spec.Connection.Start)
-        caps = {"authentication_failure_close": close_on_failure, **(capabilities or {})}
-        properties = {"product": "raw", "capabilities": caps}
-        self.send_method(0, pika.spec.Connection.StartOk(properties, mechanism, response, "en_US"))
-        return self.read_method()[1]
 
     def connect(
         self, channels: tuple[int, ...] = (1,), frame_max: int = 131072, capabilities: dict[str, bool] | None = None
