@@ -206,7 +206,8 @@ async def get_permission(request: web.Request) -> web.Response:
     return reply(render.permission_json(_permission(request)), request)
 
 
-async def put_permission(request: web.Request) -> web.Response:
+def _existing_vhost_and_user(request: web.Request) -> tuple[str, str]:
+    """The vhost and user a permission PUT names (admin only); 400 unless both exist."""
     require_admin(request)
     ctx = context(request)
     vhost, user = request.match_info["vhost"], request.match_info["user"]
@@ -215,6 +216,12 @@ async def put_permission(request: web.Request) -> web.Response:
         ctx.admin.vhost(vhost)
     except admin.NotFound:
         raise bad_request("vhost_or_user_not_found") from None
+    return vhost, user
+
+
+async def put_permission(request: web.Request) -> web.Response:
+    ctx = context(request)
+    vhost, user = _existing_vhost_and_user(request)
     body = await body_json(request)
     configure, write, read = require_keys(body, ["configure", "write", "read"])
     created = ctx.admin.set_permissions(user, vhost, str(configure), str(write), str(read))
@@ -352,14 +359,8 @@ async def get_topic_permissions(request: web.Request) -> web.Response:
 
 
 async def put_topic_permissions(request: web.Request) -> web.Response:
-    require_admin(request)
     ctx = context(request)
-    vhost, user = request.match_info["vhost"], request.match_info["user"]
-    try:
-        ctx.admin.user(user)
-        ctx.admin.vhost(vhost)
-    except admin.NotFound:
-        raise bad_request("vhost_or_user_not_found") from None
+    vhost, user = _existing_vhost_and_user(request)
     body = await body_json(request)
     exchange, write, read = require_keys(body, ["exchange", "write", "read"])
     try:
