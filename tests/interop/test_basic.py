@@ -17,17 +17,9 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.interop.pika_client import connect
+
 CONSUMER_TAG = re.compile(r"^amq\.ctag-[A-Za-z0-9_-]{22}$")
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
-
-
-@pytest.fixture
-def conn(port: int) -> Iterator[pika.BlockingConnection]:
-    with connect(port) as connection:
-        yield connection
 
 
 @pytest.fixture

@@ -20,10 +20,7 @@ import pika.spec
 import pytest
 
 from tests.fuzz.raw import RawClient
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+from tests.interop.pika_client import connect
 
 
 def py_amqp(port: int) -> amqp.Connection:

@@ -25,13 +25,10 @@ import pika.exceptions
 import pika.spec
 import pytest
 
+from tests.interop.pika_client import connect
 from tests.interop.test_raw_protocol import Raw, publish_frames
 
 REJECT_PUBLISH = {"x-max-length": 1, "x-overflow": "reject-publish"}
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
 
 
 @pytest.fixture

@@ -22,25 +22,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.interop.pika_client import connect
 from tests.server import ServerProcess
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
-
-
-@pytest.fixture
-def conn(port: int) -> Iterator[pika.BlockingConnection]:
-    with connect(port) as connection:
-        yield connection
-
-
-@pytest.fixture
-def ch(conn: pika.BlockingConnection):
-    """A confirm channel: a publish returns once routed."""
-    channel = conn.channel()
-    channel.confirm_delivery()
-    return channel
 
 
 @pytest.fixture

@@ -15,25 +15,9 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.interop.pika_client import connect
+
 DEFAULT_REFUSED = "ACCESS_REFUSED - operation not permitted on the default exchange"
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
-
-
-@pytest.fixture
-def conn(port: int) -> Iterator[pika.BlockingConnection]:
-    with connect(port) as connection:
-        yield connection
-
-
-@pytest.fixture
-def ch(conn: pika.BlockingConnection):
-    """A channel in confirm mode: a publish returns once the message is routed."""
-    channel = conn.channel()
-    channel.confirm_delivery()
-    return channel
 
 
 @pytest.fixture

@@ -19,30 +19,14 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.interop.pika_client import connect
+
 GENERATED_NAME = re.compile(r"^amq\.gen-[A-Za-z0-9_-]{22}$")
 LOCKED = (
     "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{}' in vhost '/'. It could be originally "
     "declared on another connection or the exclusive property value does not match that of the original declaration."
 )
 QUORUM = {"x-queue-type": "quorum"}
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
-
-
-@pytest.fixture
-def conn(port: int) -> Iterator[pika.BlockingConnection]:
-    with connect(port) as connection:
-        yield connection
-
-
-@pytest.fixture
-def ch(conn: pika.BlockingConnection):
-    """A channel in confirm mode: a publish returns once the message is enqueued."""
-    channel = conn.channel()
-    channel.confirm_delivery()
-    return channel
 
 
 @pytest.fixture

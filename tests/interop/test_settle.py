@@ -25,11 +25,8 @@ import pika
 import pika.spec
 import pytest
 
+from tests.interop.pika_client import connect
 from tests.interop.test_raw_protocol import Raw, frame, method_payload, publish_frames
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
 
 
 @pytest.fixture

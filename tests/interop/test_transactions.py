@@ -26,16 +26,6 @@ import pytest
 from tests.interop.test_raw_protocol import Raw
 
 
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
-
-
-@pytest.fixture
-def conn(port: int) -> Iterator[pika.BlockingConnection]:
-    with connect(port) as connection:
-        yield connection
-
-
 @pytest.fixture
 def queue(conn: pika.BlockingConnection, name: str) -> Iterator[str]:
     conn.channel().queue_declare(name)

@@ -26,6 +26,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.interop.pika_client import connect
+
 TUTORIALS = Path(__file__).parent / "tutorials"
 GENERATED_NAME = re.compile(r"^amq\.gen-[A-Za-z0-9_-]{22}$")
 WAIT = 10.0  # seconds any single expected line may take
@@ -164,10 +166,6 @@ class Tutorials:
     def close(self) -> None:
         for program in self.programs:
             program.kill()
-
-
-def connect(port: int) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
 
 
 @pytest.fixture
