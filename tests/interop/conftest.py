@@ -24,3 +24,25 @@ def ch(conn: pika.BlockingConnection) -> BlockingChannel:
     channel = conn.channel()
     channel.confirm_delivery()
     return channel
+
+
+@pytest.fixture
+def exchanges(port: int) -> Iterator[list[str]]:
+    """Exchange names to delete after the test."""
+    names: list[str] = []
+    yield names
+    with connect(port) as connection:
+        channel = connection.channel()
+        for exchange in names:
+            channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+def queues(port: int) -> Iterator[list[str]]:
+    """Queue names to delete after the test."""
+    names: list[str] = []
+    yield names
+    with connect(port) as connection:
+        channel = connection.channel()
+        for queue in names:
+            channel.queue_delete(queue)

@@ -38,17 +38,6 @@ def raw(port: int) -> Iterator[Raw]:
     client.close()
 
 
-@pytest.fixture
-def queues(port: int) -> Iterator[list[str]]:
-    """Queue names to delete after the test."""
-    names: list[str] = []
-    yield names
-    with connect(port) as conn:
-        channel = conn.channel()
-        for name in names:
-            channel.queue_delete(name)
-
-
 class Confirms:
     """Reads a raw channel's confirms and checks that each tag is settled once."""
 

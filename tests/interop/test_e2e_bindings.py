@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import aio_pika
 import amqp
@@ -24,16 +23,6 @@ import pytest
 
 from tests.interop.pika_client import connect
 from tests.server import ServerProcess
-
-
-@pytest.fixture
-def exchanges(port: int) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    with connect(port) as connection:
-        channel = connection.channel()
-        for exchange in names:
-            channel.exchange_delete(exchange)
 
 
 def declare(ch, exchanges: list[str], name: str, kind: str = "fanout", **options) -> str:

@@ -7,28 +7,13 @@ and every routing table here, was checked against RabbitMQ 3.10.8 with the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import amqp
 import amqp.exceptions
 import pika
 import pika.exceptions
 import pytest
 
-from tests.interop.pika_client import connect
-
 DEFAULT_REFUSED = "ACCESS_REFUSED - operation not permitted on the default exchange"
-
-
-@pytest.fixture
-def exchanges(port: int) -> Iterator[list[str]]:
-    """Exchange names to delete after the test."""
-    names: list[str] = []
-    yield names
-    with connect(port) as connection:
-        channel = connection.channel()
-        for exchange in names:
-            channel.exchange_delete(exchange)
 
 
 def temp_queue(ch, exchange: str = "", routing_key: str = "", arguments: dict | None = None) -> str:

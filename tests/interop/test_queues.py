@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import amqp
 import amqp.exceptions
@@ -27,17 +26,6 @@ LOCKED = (
     "declared on another connection or the exclusive property value does not match that of the original declaration."
 )
 QUORUM = {"x-queue-type": "quorum"}
-
-
-@pytest.fixture
-def queues(port: int) -> Iterator[list[str]]:
-    """Queue names to delete after the test."""
-    names: list[str] = []
-    yield names
-    with connect(port) as connection:
-        channel = connection.channel()
-        for queue in names:
-            channel.queue_delete(queue)
 
 
 def refused(conn: pika.BlockingConnection, action, code: int) -> str:

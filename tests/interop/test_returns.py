@@ -35,16 +35,6 @@ def raw(port: int) -> Iterator[Raw]:
     client.close()
 
 
-@pytest.fixture
-def exchanges(port: int) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    with connect(port) as conn:
-        channel = conn.channel()
-        for name in names:
-            channel.exchange_delete(name)
-
-
 def every_property(user: str = "guest") -> bytes:
     """Property flags with all 14 basic properties set, and their values."""
     headers = {
