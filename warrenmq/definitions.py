@@ -37,6 +37,44 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def access(broker: Broker) -> dict[str, list[dict[str, Any]]]:
+    """Users, vhosts, permissions and topic permissions, as the definitions list them."""
+    return {
+        "users": [
+            {
+                "name": u.name,
+                "password_hash": u.password_hash,
+                "hashing_algorithm": u.hashing_algorithm,
+                "tags": list(u.tags),
+                "limits": {},
+            }
+            for u in broker.users.users.values()
+        ],
+        "vhosts": [
+            {
+                "name": v.name,
+                "description": v.description,
+                "tags": list(v.tags),
+                "limits": dict(v.limits),
+                "metadata": {"description": v.description, "tags": list(v.tags)},
+            }
+            for v in broker.vhosts.values()
+        ],
+        "permissions": [
+            {"user": p.user, "vhost": p.vhost, "configure": p.configure, "write": p.write, "read": p.read}
+            for p in broker.users.permissions.values()
+        ],
+        "topic_permissions": [
+            {"user": user, "vhost": vh, "exchange": exchange, "write": write, "read": read}
+            for (user, vh, exchange), (write, read) in broker.users.topic_permissions.items()
+        ],
+    }
+
+
+def policies(vhosts: list[Any]) -> list[dict[str, Any]]:
+    return [policy.to_json(v.name) for v in vhosts for policy in getattr(v, "policies", {}).values()]
+
+
 def export(
     broker: Broker,
     durable_only: bool = True,
@@ -53,41 +91,10 @@ def export(
         "product_version": __version__,
     }
     if vhost is None:
-        doc["users"] = [
-            {
-                "name": u.name,
-                "password_hash": u.password_hash,
-                "hashing_algorithm": u.hashing_algorithm,
-                "tags": list(u.tags),
-                "limits": {},
-            }
-            for u in broker.users.users.values()
-        ]
-        doc["vhosts"] = [
-            {
-                "name": v.name,
-                "description": v.description,
-                "tags": list(v.tags),
-                "limits": dict(v.limits),
-                "metadata": {"description": v.description, "tags": list(v.tags)},
-            }
-            for v in vhosts
-        ]
-        doc["permissions"] = [
-            {"user": p.user, "vhost": p.vhost, "configure": p.configure, "write": p.write, "read": p.read}
-            for p in broker.users.permissions.values()
-        ]
-        doc["topic_permissions"] = [
-            {"user": user, "vhost": vh, "exchange": exchange, "write": write, "read": read}
-            for (user, vh, exchange), (write, read) in broker.users.topic_permissions.items()
-        ]
+        doc.update(access(broker))
         doc["parameters"] = []
         doc["global_parameters"] = []
-    policies: list[dict[str, Any]] = []
-    for v in vhosts:
-        for policy in getattr(v, "policies", {}).values():
-            policies.append(policy.to_json(v.name))
-    doc["policies"] = policies
+    doc["policies"] = policies(vhosts)
     queues: list[dict[str, Any]] = []
     exchanges: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []

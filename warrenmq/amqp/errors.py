@@ -133,3 +133,31 @@ class ParserCrash(InternalError):
     @property
     def reply_text(self) -> str:
         return "INTERNAL_ERROR"
+
+
+_CHANNEL_ERRORS: dict[int, type[AMQPError]] = {
+    cls.reply_code: cls for cls in (ContentTooLarge, AccessRefused, NotFound, ResourceLocked, PreconditionFailed)
+}
+_CONNECTION_ERRORS: dict[int, type[AMQPError]] = {
+    cls.reply_code: cls
+    for cls in (
+        ConnectionForced,
+        InvalidPath,
+        FrameError,
+        SyntaxErrorAMQP,
+        CommandInvalid,
+        ChannelErrorConnection,
+        UnexpectedFrame,
+        ResourceError,
+        NotAllowed,
+        NotImplementedAMQP,
+        InternalError,
+    )
+}
+
+
+def error_for(reply_code: int, explanation: str) -> AMQPError:
+    """The error a reply code stands for (an error another node reported, say); a code that
+    is a channel error in one place and a connection error in another (403) is the former."""
+    cls = _CHANNEL_ERRORS.get(reply_code) or _CONNECTION_ERRORS.get(reply_code, InternalError)
+    return cls(explanation)

@@ -19,12 +19,15 @@ class Broker:
         self.users = UserStore()
         self.backlog_factory: Callable[[Queue], Backlog] | None = None
         self.sequence = itertools.count(1)  # message ids: node-wide publish order
+        self.vhost_added: list[Callable[[VHost], None]] = []  # hooks (e.g. the cluster's)
 
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VHost(name, self.scheduler, self.storage, self.next_seq)
             vhost.backlog_factory = self.backlog_factory
+            for hook in self.vhost_added:
+                hook(vhost)
             if self.storage is not None:
                 self.storage.definitions_changed()
         return vhost

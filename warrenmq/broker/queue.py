@@ -75,6 +75,10 @@ Backlog = Fifo | Prioritised | PagedFifo
 
 
 class Queue:
+    # Cluster mode: a confirm of a message taken here waits for ``gate.track(publisher, seq)``
+    # too (a quorum queue's majority of members, a remote queue's leader); None: no wait.
+    gate: Any = None
+
     def __init__(
         self,
         name: str,
@@ -127,6 +131,8 @@ class Queue:
         self._sac_retiring = False  # the active consumer was cancelled but holds messages
         self.congested = False  # consumers wait on the broker while a backlog builds
         self.throttled: set[Throttled] = set()  # publishers held back until it drains
+        # Quorum queues keep every message, as RabbitMQ's do, whatever its delivery mode.
+        self.persist_all = self.settings.queue_type == "quorum"
 
     # -- information ---------------------------------------------------------------------
 
@@ -166,7 +172,7 @@ class Queue:
             return self._refuse(message)
         if (settings.message_ttl is not None or message.expiration is not None) and not self._set_deadline(message):
             return True  # TTL 0 and nobody to take it now: expired on arrival
-        if self.store is not None and message.persistent:
+        if self.store is not None and (message.persistent or self.persist_all):
             self.store.append(message)
             message.stored = True
         self.stats.publish += 1
@@ -716,6 +722,27 @@ class Queue:
         self._ready.clear()
         self.ready_bytes = 0
         return count
+
+    def detach(self) -> list[Consumer]:
+        """Stop serving, dropping nothing: a replicated queue whose leadership moved to another
+        node (its messages stay in the store as that node's replica).  Its consumers are
+        returned without being told; acks of what it delivered are ignored from now on."""
+        self.deleted = True
+        for timer in (self._expiry_timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
+        consumers = self.consumers()
+        self._groups = []
+        self.consumer_count = 0
+        self.single_active = None
+        self._sac_retiring = False
+        self._relieve()
+        ready = self._ready
+        if isinstance(ready, PagedFifo):
+            ready.take_in_memory()  # gives the memory budget back; the tail is left unreleased
+        self._ready = Fifo()
+        self.ready_bytes = 0
+        return consumers
 
     def replace_settings(self, settings: QueueSettings) -> None:
         """Policies changed: new limits and TTLs apply from now on (and to the backlog).

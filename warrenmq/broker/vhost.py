@@ -168,27 +168,18 @@ class VHost:
             raise AccessRefused("operation not permitted on the default exchange")
         if passive:
             return self.exchange(name)
-        cls = EXCHANGE_TYPES.get(type_)
-        if cls is None:
-            adjective = "invalid" if type_ in _ERLANG_ATOMS else "unknown"
-            raise CommandInvalid(f"{adjective} exchange type '{type_}'")
+        cls = self._exchange_type(type_)
         existing = self.exchanges.get(name)
-        if existing is None and name.startswith("amq."):
-            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         arguments = arguments if arguments is not None else FieldTable()
-        display = exchange_display(name, self.name)
         if existing is not None:
+            display = exchange_display(name, self.name)
             assert_equivalent_field(existing.TYPE, type_, "type", display)
             assert_equivalent_field(existing.durable, durable, "durable", display)
             assert_equivalent_field(existing.auto_delete, auto_delete, "auto_delete", display)
             assert_equivalent_field(existing.internal, internal, "internal", display)
             assert_equivalent_args(existing.arguments, arguments, frozenset({"alternate-exchange"}), display)
             return existing
-        alternate = arguments.get("alternate-exchange")
-        if alternate is not None and alternate[0] != "S":
-            raise PreconditionFailed(
-                f"invalid type '{TYPE_NAMES[alternate[0]]}' for arg 'alternate-exchange' in {display}"
-            )
+        self.check_new_exchange(name, type_, arguments)
         exchange = cls(
             name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
         )
@@ -199,17 +190,43 @@ class VHost:
             self._changed()
         return exchange
 
-    def delete_exchange(self, name: str, if_unused: bool = False) -> None:
+    @staticmethod
+    def _exchange_type(type_: str) -> type[Exchange]:
+        cls = EXCHANGE_TYPES.get(type_)
+        if cls is None:
+            adjective = "invalid" if type_ in _ERLANG_ATOMS else "unknown"
+            raise CommandInvalid(f"{adjective} exchange type '{type_}'")
+        return cls
+
+    def check_new_exchange(self, name: str, type_: str, arguments: FieldTable) -> None:
+        """The checks declaring a new exchange passes, in RabbitMQ's order, creating nothing."""
+        self._exchange_type(type_)
+        if name.startswith("amq."):
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        alternate = arguments.get("alternate-exchange")
+        if alternate is not None and alternate[0] != "S":
+            raise PreconditionFailed(
+                f"invalid type '{TYPE_NAMES[alternate[0]]}' for arg 'alternate-exchange' in "
+                f"{exchange_display(name, self.name)}"
+            )
+
+    def check_delete_exchange(self, name: str, if_unused: bool = False) -> Exchange | None:
+        """exchange.delete's checks; the exchange (None: nothing to delete), deleting nothing."""
         if name == "":
             raise AccessRefused("operation not permitted on the default exchange")
         exchange = self.exchanges.get(name)
         if exchange is None:
-            return  # idempotent, as RabbitMQ
+            return None
         if name.startswith("amq.") and any(name == n for n, _ in STANDARD_EXCHANGES):
             raise AccessRefused(f"deletion of system {exchange_display(name, self.name)} not allowed")
         if if_unused and exchange.has_bindings():
             raise PreconditionFailed(f"{exchange_display(name, self.name)} in use")
-        self._remove_exchange(exchange)
+        return exchange
+
+    def delete_exchange(self, name: str, if_unused: bool = False) -> None:
+        exchange = self.check_delete_exchange(name, if_unused)
+        if exchange is not None:  # a missing one is fine: idempotent, as RabbitMQ
+            self._remove_exchange(exchange)
 
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
@@ -283,16 +300,29 @@ class VHost:
         self.add_queue(queue)
         return queue
 
-    def add_queue(self, queue: Queue) -> None:
-        """Register a queue (declared or recovered) and wire its hooks."""
+    def add_queue(self, queue: Queue, stored: bool = True) -> None:
+        """Register a queue (declared or recovered) and wire its hooks.  ``stored``: a durable
+        queue gets its store handle (not a queue whose messages live elsewhere)."""
         self.queues[queue.name] = queue
         queue.on_unused = self._queue_unused
         queue.on_expired = self._queue_expired
         self._apply_queue_policy(queue)
         queue.arm_idle_expiry()
         if queue.durable and self.storage is not None:
-            queue.store = self.storage.queue_store(queue)
+            if stored:
+                queue.store = self.storage.queue_store(queue)
             self._changed()
+
+    def replace_queue(self, old: Queue, new: Queue, stored: bool = True) -> None:
+        """Put ``new`` in the place of ``old`` (same name), with its bindings: in cluster mode
+        a queue's local stand-in changes when its leadership moves to or from this node."""
+        bound = [(b.source, b.routing_key, b.arguments) for b in self.bindings_to(old)]
+        for exchange in self.exchanges.values():
+            if exchange is not self.default_exchange:
+                exchange.remove_bindings_to(old)
+        self.add_queue(new, stored)
+        for source, routing_key, arguments in bound:
+            source.add_binding(Binding(source, new, routing_key, arguments))
 
     def _queue_expired(self, queue: Queue) -> None:
         if not queue.deleted:
@@ -342,13 +372,18 @@ class VHost:
     ) -> None:
         if source_name == "" or (isinstance(destination, Exchange) and destination.name == ""):
             raise AccessRefused("operation not permitted on the default exchange")
-        source = self.exchange(source_name)
         arguments = arguments if arguments is not None else FieldTable()
-        if isinstance(source, HeadersExchange):
-            validate_binding_arguments(arguments)
+        source = self.check_bind(source_name, arguments)
         added = source.add_binding(Binding(source, destination, routing_key, arguments))
         if added and source.durable and destination.durable:
             self._changed()
+
+    def check_bind(self, source_name: str, arguments: FieldTable) -> Exchange:
+        """The source of a new binding, once its arguments pass (binding nothing)."""
+        source = self.exchange(source_name)
+        if isinstance(source, HeadersExchange):
+            validate_binding_arguments(arguments)
+        return source
 
     def unbind(
         self, destination: Destination, source_name: str, routing_key: str, arguments: FieldTable | None = None

@@ -281,9 +281,21 @@ class FileStore:
     def queue_id(self, queue: Queue) -> int | None:
         return self._queue_ids.get((queue.vhost, queue.name))
 
+    def queue_id_for(self, vhost: str, name: str) -> int | None:
+        return self._queue_ids.get((vhost, name))
+
+    def queue_names(self) -> dict[int, tuple[str, str]]:
+        """Every queue id the store knows, with its queue's vhost and name."""
+        return {qid: key for key, qid in self._queue_ids.items()}
+
     def queue_store(self, queue: Queue) -> FileQueueStore:
         """The handle of a durable queue: its recovered id, or a new one."""
-        key = (queue.vhost, queue.name)
+        return self.handle(queue.vhost, queue.name)
+
+    def handle(self, vhost: str, name: str) -> FileQueueStore:
+        """The handle of the durable queue ``vhost``/``name`` (a quorum queue's replica on a
+        member that does not lead it is stored under its name too)."""
+        key = (vhost, name)
         queue_id = self._queue_ids.get(key)
         if queue_id is None:
             queue_id = self.next_queue_id
@@ -360,6 +372,26 @@ class FileStore:
                 self._commit_scheduled = True
                 self._call_soon(self._commit)
         pending.append(records.encode_ack(handle.queue_id, seq))
+
+    def ack_location(self, handle: FileQueueStore, seq: int, location: int) -> None:
+        """Acknowledge a written message known only by its id and location."""
+        segment = self._segments.get(location >> 40)
+        if segment is not None:
+            self._ack_at(handle, seq, segment)
+
+    def read_at(self, location: int) -> records.MessageRecord | None:
+        """The record written at ``location`` (segment << 40 | offset), read back."""
+        number = location >> 40
+        if number not in self._segments:
+            return None
+        fd = self._read_fd(number)
+        offset = location & _OFFSET_MASK
+        prefix = os.pread(fd, records.RECORD_PREFIX.size, offset)
+        if len(prefix) < records.RECORD_PREFIX.size:
+            return None
+        _magic, size, _crc = records.RECORD_PREFIX.unpack(prefix)
+        data = os.pread(fd, records.RECORD_PREFIX.size + size, offset)
+        return records.read_record_at(data, 0)
 
     def mark_delivered(self, handle: FileQueueStore, message: Message) -> None:
         number = message.segment
@@ -667,6 +699,8 @@ class FileStore:
             handle = getattr(queue, "store", None)
             if isinstance(handle, FileQueueStore):
                 self._ack_at(handle, tail.seqs[k], segment)
+            elif handle is not None and hasattr(handle, "released"):
+                handle.released(tail.seqs[k], tail.locations[k])  # a wrapped handle (a quorum leader's)
         else:
             self._release_paged(segment)
 
