@@ -100,6 +100,12 @@ class Settings:
     tls_verify_peer: bool = False
     tls_fail_if_no_peer_cert: bool = False
     management_tls_port: int = 0
+    # Cluster mode (warrenmq/cluster): off unless ``cluster`` names an etcd endpoint.
+    cluster: str = ""  # etcd://HOST:PORT[,HOST:PORT...]/CLUSTER_NAME
+    node_name: str = ""  # this node's name in the cluster (default: rabbit@<host>)
+    cluster_port: int = -1  # the node-to-node link; -1: the AMQP port + 20000 (as RabbitMQ's 25672)
+    cluster_advertise: str = ""  # the address other nodes reach this one's link at
+    cluster_lease_ttl: int = 3  # s: a node that stops renewing its etcd lease this long is gone
     # Listener knobs.
     use_uvloop: bool = True
     config_file: str = ""
@@ -131,6 +137,14 @@ class Settings:
             raise ConfigError(f"{source}: bad value {self.frame_max!r} for setting 'frame_max': below 4096")
         if self.channel_max > 65535:
             raise ConfigError(f"{source}: bad value {self.channel_max!r} for setting 'channel_max': above 65535")
+        if not -1 <= self.cluster_port <= 65535:
+            raise ConfigError(
+                f"{source}: bad value {self.cluster_port!r} for setting 'cluster_port': not a port number"
+            )
+        if self.cluster_lease_ttl < 2:
+            raise ConfigError(
+                f"{source}: bad value {self.cluster_lease_ttl!r} for setting 'cluster_lease_ttl': below 2"
+            )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"{source}: bad value {self.log_level!r} for setting 'log_level'")
 

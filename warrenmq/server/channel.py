@@ -239,15 +239,19 @@ class Channel(PublishingMixin, ConsumingMixin):
 
     # -- exchange class -----------------------------------------------------------------
 
+    def _check_exchange_declare(self, m: spec.ExchangeDeclare) -> None:
+        """The permissions exchange.declare needs (not passive)."""
+        self.check_configure("exchange", m.exchange)
+        alternate = _table(m.arguments).get("alternate-exchange")
+        if alternate is not None and alternate[0] == "S" and m.exchange not in self.vhost.exchanges:
+            # As RabbitMQ: creating an exchange with an alternate exchange needs read on it
+            # and write on the alternate (messages would otherwise reach it unchecked).
+            self.check_read("exchange", m.exchange)
+            self.check_write("exchange", str(alternate[1]))
+
     def _exchange_declare(self, m: spec.ExchangeDeclare) -> None:
         if not m.passive:
-            self.check_configure("exchange", m.exchange)
-            alternate = _table(m.arguments).get("alternate-exchange")
-            if alternate is not None and alternate[0] == "S" and m.exchange not in self.vhost.exchanges:
-                # As RabbitMQ: creating an exchange with an alternate exchange needs read on it
-                # and write on the alternate (messages would otherwise reach it unchecked).
-                self.check_read("exchange", m.exchange)
-                self.check_write("exchange", str(alternate[1]))
+            self._check_exchange_declare(m)
         exchange = self.vhost.declare_exchange(
             m.exchange, m.type, m.durable, m.auto_delete, m.internal, _table(m.arguments), passive=m.passive
         )
@@ -321,16 +325,7 @@ class Channel(PublishingMixin, ConsumingMixin):
             name = self._queue_name(m.queue)
             queue = self.vhost.declare_queue(name, passive=True, owner=self.conn)
         else:
-            # As RabbitMQ: a server-named queue is checked under the name it gets.
-            name = m.queue or server_generated_name("amq.gen-")
-            self.check_configure("queue", name)
-            self.node.check_queue_limit(self.vhost, name)
-            dlx = args.get("x-dead-letter-exchange")
-            if dlx is not None and dlx[0] == "S" and name not in self.vhost.queues:
-                # Dead-lettering publishes on the declarer's behalf: read on the queue,
-                # write on the dead-letter exchange.
-                self.check_read("queue", name)
-                self.check_write("exchange", str(dlx[1]))
+            name = self._check_queue_declare(m, args)
             queue = self.vhost.declare_queue(
                 name, m.durable, m.exclusive, m.auto_delete, args, owner=self.conn, server_named=not m.queue
             )
@@ -338,6 +333,20 @@ class Channel(PublishingMixin, ConsumingMixin):
         self.last_queue = queue.name
         if not m.nowait:
             self.send(spec.QueueDeclareOk(queue.name, queue.message_count, queue.consumer_count))
+
+    def _check_queue_declare(self, m: spec.QueueDeclare, args: FieldTable) -> str:
+        """queue.declare's permission and limit checks (not passive); the queue's name."""
+        # As RabbitMQ: a server-named queue is checked under the name it gets.
+        name = m.queue or server_generated_name("amq.gen-")
+        self.check_configure("queue", name)
+        self.node.check_queue_limit(self.vhost, name)
+        dlx = args.get("x-dead-letter-exchange")
+        if dlx is not None and dlx[0] == "S" and name not in self.vhost.queues:
+            # Dead-lettering publishes on the declarer's behalf: read on the queue,
+            # write on the dead-letter exchange.
+            self.check_read("queue", name)
+            self.check_write("exchange", str(dlx[1]))
+        return name
 
     def _queue_bind(self, m: spec.QueueBind) -> None:
         # RabbitMQ's order: permissions on the names first, then existence (the exchange

@@ -48,6 +48,7 @@ from warrenmq.amqp.frames import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     PUBLISH,
+    Frame,
     FrameReader,
     ack_payload,
     decode_method,
@@ -74,7 +75,7 @@ _WRITE_LOW = 256 * 1024
 _WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket is not read
 _LEGACY_0_9_HEADER = b"AMQP\x01\x01\x00\x09"  # pre-0-9-1 clients; RabbitMQ speaks 0-9 to them
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
-_STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT = 1, 2, 4, 8
+_STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT, _STOP_WAIT, _STOP_FROZEN = 1, 2, 4, 8, 16, 32
 _SAMPLE_EVERY = 16 * 1024 * 1024  # bytes received node-wide between memory checks
 _THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a deadlock, and a slow
 # consumer (rather than a busy broker) slows its publishers only a little
@@ -130,6 +131,12 @@ class Connection(asyncio.Protocol):
         self._last_recv = 0.0
         self._sent_since_tick = False
         self._close_reason: str | None = None
+        # Cluster mode: input waits while a method waits for another node or for etcd
+        # (``wait_for``), and while the node is frozen (``freeze``).
+        self.waiting = False
+        self._held_frames: list[Frame] = []
+        self._frozen_data: list[bytes] = []
+        self.cluster_id = ""  # this connection's id in the cluster (exclusive queues name it)
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -155,6 +162,11 @@ class Connection(asyncio.Protocol):
         self.node.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
+        gate = self.node.input_gate
+        if gate is not None and (self._frozen_data or not gate()):
+            self._frozen_data.append(data)
+            self.stop_reading(_STOP_FROZEN)
+            return
         self._last_recv = self.loop.time()
         self.recv_oct += len(data)
         node = self.node
@@ -173,36 +185,10 @@ class Connection(asyncio.Protocol):
         try:
             frames = self.reader.feed(data, publishes=self.state == _OPENED)
             self.recv_cnt += len(frames)
-            channels = self.channels
-            payload: bytes
-            codes: list[int]
-            for frame in frames:
-                if frame[0] == PUBLISH:
-                    # A whole publish: one call, as long as nothing about it is unusual.
-                    _, number, method, header, body = frame  # type: ignore[misc]
-                    channel = channels.get(number)
-                    if self.state == _OPENED and channel is not None and channel.publish_whole(method, header, body):
-                        continue
-                    self._dispatch(1, number, method)
-                    self._dispatch(2, number, header)
-                    self._dispatch(3, number, body)
-                    continue
-                if frame[0] == ACKS:
-                    # A run of basic.acks on one channel, settled together.
-                    _, number, codes = frame  # type: ignore[misc,assignment]
-                    channel = channels.get(number)
-                    if self.state == _OPENED and channel is not None:
-                        channel.on_acks(codes)
-                    else:
-                        for code in codes:
-                            self._dispatch(1, number, ack_payload(code))
-                    continue
-                ftype, number, payload = frame  # type: ignore[misc,assignment]
-                channel = channels.get(number)
-                if channel is not None and ftype == 1 and self.state == _OPENED:
-                    channel.on_method(payload)  # the common case: acks, consumes, declares
-                else:
-                    self._dispatch(ftype, number, payload)
+            if self.waiting:
+                self._held_frames.extend(frames)
+                return
+            self._run_frames(frames)
         except AMQPError as exc:
             self.fail(exc)
         except _UNPARSABLE as exc:
@@ -214,6 +200,85 @@ class Connection(asyncio.Protocol):
         except Exception as exc:  # a bug: keep the node up, tell the client, log once
             log.exception("internal error on connection %s", self.name)
             self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+
+    def _run_frames(self, frames: list[Frame]) -> None:
+        """Dispatch frames in order; stop (keeping the rest) when a method waits."""
+        channels = self.channels
+        payload: bytes
+        codes: list[int]
+        for i, frame in enumerate(frames):
+            if self.waiting:
+                self._held_frames = frames[i:]
+                return
+            if frame[0] == PUBLISH:
+                # A whole publish: one call, as long as nothing about it is unusual.
+                _, number, method, header, body = frame  # type: ignore[misc]
+                channel = channels.get(number)
+                if self.state == _OPENED and channel is not None and channel.publish_whole(method, header, body):
+                    continue
+                self._dispatch(1, number, method)
+                self._dispatch(2, number, header)
+                self._dispatch(3, number, body)
+                continue
+            if frame[0] == ACKS:
+                # A run of basic.acks on one channel, settled together.
+                _, number, codes = frame  # type: ignore[misc,assignment]
+                channel = channels.get(number)
+                if self.state == _OPENED and channel is not None:
+                    channel.on_acks(codes)
+                else:
+                    for code in codes:
+                        self._dispatch(1, number, ack_payload(code))
+                continue
+            ftype, number, payload = frame  # type: ignore[misc,assignment]
+            channel = channels.get(number)
+            if channel is not None and ftype == 1 and self.state == _OPENED:
+                channel.on_method(payload)  # the common case: acks, consumes, declares
+            else:
+                self._dispatch(ftype, number, payload)
+
+    # -- waiting (cluster mode) ---------------------------------------------------------
+
+    def wait_for(self, future: Any, then: Any) -> None:
+        """A method's answer needs ``future`` (another node, etcd): hold every later frame
+        until it resolves and ``then(future)`` has run, so that the client sees its answers
+        in order.  ``then`` raises AMQP errors as a handler would."""
+        self.waiting = True
+        self.stop_reading(_STOP_WAIT)
+        future.add_done_callback(lambda f: self._resume_after(f, then))
+
+    def _resume_after(self, future: Any, then: Any) -> None:
+        self.waiting = False
+        if self.state == _CLOSED:
+            return
+        try:
+            then(future)
+            held, self._held_frames = self._held_frames, []
+            if held and self.state < _CLOSED:
+                self._run_frames(held)
+        except AMQPError as exc:
+            self.fail(exc)
+        except _UNPARSABLE as exc:
+            log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
+            self.fail(ParserCrash("unparsable input"))
+        except Exception as exc:  # a bug: keep the node up, tell the client, log once
+            log.exception("internal error on connection %s", self.name)
+            self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+        if not self.waiting:
+            self.resume_reading(_STOP_WAIT)
+            self.schedule_flush()
+
+    def freeze(self, frozen: bool) -> None:
+        """The node is fenced (or no longer): read nothing more (or what arrived meanwhile)."""
+        if frozen:
+            self.stop_reading(_STOP_FROZEN)
+            return
+        data = b"".join(self._frozen_data)
+        self._frozen_data = []
+        self._last_recv = self.loop.time()  # the pause was the node's, not the client's
+        if data and self.state != _CLOSED:
+            self.data_received(data)
+        self.resume_reading(_STOP_FROZEN)
 
     def _dispatch(self, ftype: int, number: int, payload: bytes) -> None:
         """One frame, by channel and type."""
@@ -280,6 +345,8 @@ class Connection(asyncio.Protocol):
         self.channels.clear()
         if self.vhost is not None:
             self.vhost.owner_closed(self)
+        if self.cluster_id and self.node.cluster is not None:
+            self.node.cluster.connection_closed(self.cluster_id)
         self.node.connection_closed(self)
 
     def pause_writing(self) -> None:
@@ -470,6 +537,8 @@ class Connection(asyncio.Protocol):
         self.node.access.check_vhost(self, vhost)
         self.vhost = vhost
         self.state = _OPENED
+        if self.node.cluster is not None:
+            self.cluster_id = self.node.cluster.connection_id(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -517,7 +586,7 @@ class Connection(asyncio.Protocol):
                 f"number of channels opened ({len(self.channels)}) has reached the negotiated "
                 f"channel_max ({self.channel_max})"
             )
-        self.channels[number] = Channel(self, number)
+        self.channels[number] = self.node.channel_class(self, number)
         self.send_method(number, spec.ChannelOpenOk(b""))
 
     def channel_closed(self, number: int) -> None:

@@ -216,9 +216,12 @@ class ConsumingMixin(ChannelBase):
         )
         consumer.cookie = _DELIVER_ID + encode_shortstr(tag)
         self.consumers[tag] = consumer
-        if not m.nowait:
+        self._start_consumer(consumer, queue, m.nowait)
+
+    def _start_consumer(self, consumer: Consumer, queue: Queue, nowait: bool) -> None:
+        if not nowait:
             # consume-ok goes out before the first delivery.
-            self.send(spec.BasicConsumeOk(tag))
+            self.send(spec.BasicConsumeOk(consumer.tag))
         queue.add_consumer(consumer)
 
     def _consume_replies(self, m: spec.BasicConsume) -> None:
@@ -272,15 +275,18 @@ class ConsumingMixin(ChannelBase):
         if message is None:
             self.send(spec.BasicGetEmpty(""))
             return
+        self._get_ok(queue, message, queue.message_count, m.no_ack)
+
+    def _get_ok(self, queue: Queue, message: Message, count: int, no_ack: bool) -> None:
         tag = self.next_tag
         self.next_tag = tag + 1
-        if not m.no_ack:
+        if not no_ack:
             self.unacked[tag] = message
         payload = (
             _GET_OK_ID
             + _TAG_REDELIVERED.pack(tag, message.returns > 0)
             + message.route_raw
-            + _MESSAGE_COUNT.pack(queue.message_count)
+            + _MESSAGE_COUNT.pack(count)
         )
         header = message.header
         if queue.is_quorum:  # RabbitMQ 3.10.8: every get-ok of a quorum queue says it, 0 too

@@ -30,6 +30,7 @@ from warrenmq.config import Settings
 from warrenmq.listen import listen_socket
 from warrenmq.server.access import AccessControl
 from warrenmq.server.alarms import ResourceMonitor
+from warrenmq.server.channel import Channel
 from warrenmq.server.connection import Connection
 from warrenmq.server.reply_to import ReplyRegistry
 from warrenmq.store.base import RecoveredQueue
@@ -37,6 +38,9 @@ from warrenmq.store.file_store import FileStore, StoreLocked
 from warrenmq.store.memory import MemoryStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from warrenmq.cluster.cluster import Cluster
     from warrenmq.store.base import MessageStore
 
 log = logging.getLogger("warrenmq.node")
@@ -84,6 +88,22 @@ class Node:
         self._restoring = False
         self._definitions_pending = False
         self.memory_budget = MemoryBudget(self.queue_memory_budget())
+        # Cluster mode (warrenmq/cluster): etcd holds the definitions, other nodes lead some
+        # queues.  ``input_gate`` is asked before any client input is handled: false while
+        # the node cannot be sure its membership lease is alive (it then reads nothing).
+        self.cluster: Cluster | None = None
+        self.input_gate: Callable[[], bool] | None = None
+        self.channel_class: type[Channel] = Channel
+        if settings.cluster:
+            from warrenmq.cluster.cluster import Cluster
+            from warrenmq.server.cluster_channel import ClusterChannel
+
+            if settings.node_name:
+                self.node_name = settings.node_name
+            self.cluster = Cluster(self)
+            self.input_gate = self.cluster.check
+            self.channel_class = ClusterChannel
+            self.broker.vhost_added.append(self._watch_vhost)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -91,8 +111,10 @@ class Node:
         """Open the store (recovering what it holds), then listen."""
         if persistence:
             self.open_store()
-        self.broker.ensure_default(self.settings.default_user, self.settings.default_pass, self.settings.default_vhost)
-        self._save_definitions()
+        if self.cluster is None:
+            s = self.settings
+            self.broker.ensure_default(s.default_user, s.default_pass, s.default_vhost)
+            self._save_definitions()
         await self.start()
 
     def open_store(self) -> None:
@@ -116,6 +138,14 @@ class Node:
         for vhost in self.broker.vhosts.values():
             vhost.storage = self
             vhost.backlog_factory = paged
+        if self.cluster is not None:
+            # The definitions are etcd's; the cluster layer claims the recovered messages of
+            # the queues this node leads or holds replicas of.
+            self.cluster.recovery = dict(recovery.queues)
+            self.broker.sequence = itertools.count(recovery.max_seq + 1)
+            self._restoring = False
+            log.info("message store opened in %.3f s", recovery.seconds)
+            return
         try:
             if recovery.definitions is not None:
                 definitions.import_(self.broker, recovery.definitions)
@@ -125,7 +155,7 @@ class Node:
                     qid = store.queue_id(queue)
                     found = recovery.queues.get(qid) if qid is not None else None
                     if found is not None and len(found):
-                        self._restore_queue(queue, found)
+                        self.restore_queue(queue, found)
                         count += len(found)
         finally:
             self._restoring = False
@@ -144,7 +174,7 @@ class Node:
                 recovery.truncated_bytes,
             )
 
-    def _restore_queue(self, queue: Queue, found: RecoveredQueue) -> None:
+    def restore_queue(self, queue: Queue, found: RecoveredQueue) -> None:
         backlog = queue.backlog
         if isinstance(backlog, PagedFifo):
             backlog.restore(found.seqs, found.locations, found.sizes, found.returns)
@@ -161,9 +191,13 @@ class Node:
     # -- storage hooks (the broker model's Storage) -------------------------------------------
 
     def queue_store(self, queue: Queue) -> QueueStore:
+        if self.cluster is not None:
+            return self.cluster.queue_store(queue)
         return self.store.queue_store(queue)
 
     def definitions_changed(self) -> None:
+        if self.cluster is not None:
+            self.cluster.access.schedule()
         if self._restoring or self._definitions_pending:
             return
         self._definitions_pending = True
@@ -186,9 +220,27 @@ class Node:
             for conn in list(self.connections):
                 conn.set_blocked(bool(self.alarms), self.alarm_reason())
 
+    def _watch_vhost(self, vhost: VHost) -> None:
+        assert self.cluster is not None
+        vhost.queue_removed.append(self.cluster.topology.queue_removed)
+
+    def freeze_input(self, frozen: bool) -> None:
+        """Cluster fencing: stop (or go on) handling what clients send."""
+        for conn in list(self.connections):
+            conn.freeze(frozen)
+
+    def management_port(self) -> int:
+        return int(getattr(self.management, "port", 0) or 0)
+
     async def start(self) -> None:
+        # In cluster mode the listeners serve only once the node has joined (its model then
+        # holds the cluster's definitions); their ports are known before, for its record.
+        serving = self.cluster is None
         server = await self.loop.create_server(
-            lambda: Connection(self), sock=listen_socket(self.settings.host, self.settings.port), backlog=4096
+            lambda: Connection(self),
+            sock=listen_socket(self.settings.host, self.settings.port),
+            backlog=4096,
+            start_serving=serving,
         )
         self.servers.append(server)
         address = server.sockets[0].getsockname()
@@ -201,6 +253,7 @@ class Node:
                 sock=listen_socket(self.settings.host, self.settings.tls_port),
                 ssl=context,
                 backlog=4096,
+                start_serving=serving,
             )
             self.servers.append(tls_server)
             self.tls_port = tls_server.sockets[0].getsockname()[1]
@@ -215,6 +268,10 @@ class Node:
         self.monitor.start()
         if self.settings.management_port > 0 or self.management_tls_wanted():
             await self.start_management()
+        if self.cluster is not None:
+            await self.cluster.start()
+            for listener in self.servers:
+                await listener.start_serving()
         log.info("Server startup complete; AMQP port %d", self.amqp_port)
 
     async def start_management(self) -> None:
@@ -260,6 +317,8 @@ class Node:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._definitions_pending:
             self._save_definitions()
         self.store.close()

@@ -9,6 +9,7 @@ its queues.  Confirms are gathered and sent once per connection flush, as one
 
 from __future__ import annotations
 
+import bisect
 import re
 import struct
 from collections import deque
@@ -108,6 +109,7 @@ class PublishingMixin(ChannelBase):
         self.acked_upto = 0
         self.unconfirmed: deque[tuple[int, int]] = deque()  # (seq, store generation)
         self.nacks: deque[int] = deque()
+        self.confirm_pending: dict[int, int] = {}  # seq -> answers awaited from other nodes (cluster)
         self.confirm_dirty = False
         # Transactions.
         self.tx = False
@@ -328,6 +330,7 @@ class PublishingMixin(ChannelBase):
         if not queues and not message.exchange and message.routing_key.startswith(reply_to.PREFIX):
             return self._reply(message, mandatory)
         stored = refused = False
+        gates: list[Any] | None = None
         if queues:
             first = True
             for queue in queues:
@@ -342,16 +345,25 @@ class PublishingMixin(ChannelBase):
                     stored = True
                 if queue.congested:
                     self._hold_back(queue)
+                if queue.gate is not None:  # cluster mode: another node has a say in the confirm
+                    if gates is None:
+                        gates = [queue.gate]
+                    else:
+                        gates.append(queue.gate)
         elif mandatory:
             self._return(message)
         if self.confirm:
             seq = self.pub_seq = self.pub_seq + 1
             if refused:
                 self.nacks.append(seq)
-            elif stored:
-                store = self.node.store
-                self.unconfirmed.append((seq, store.generation))
-                store.wait_for_sync(self)
+            else:
+                if stored:
+                    store = self.node.store
+                    self.unconfirmed.append((seq, store.generation))
+                    store.wait_for_sync(self)
+                if gates is not None:
+                    for gate in gates:
+                        gate.track(self, seq)
             if not self.confirm_dirty:
                 self.confirm_dirty = True
                 conn = self.conn
@@ -417,12 +429,35 @@ class PublishingMixin(ChannelBase):
             self.conn.confirm_channels.append(self)
             self.conn.schedule_flush()
 
+    def confirm_hold(self, seq: int) -> None:
+        """Cluster mode: the confirm of ``seq`` also waits for another node's answer."""
+        self.confirm_pending[seq] = self.confirm_pending.get(seq, 0) + 1
+
+    def confirm_release(self, seq: int, ok: bool) -> None:
+        pending = self.confirm_pending
+        count = pending.get(seq)
+        if count is None:
+            return
+        if not ok:
+            del pending[seq]
+            bisect.insort(self.nacks, seq)
+        elif count <= 1:
+            del pending[seq]
+        else:
+            pending[seq] = count - 1
+        if self.confirm and not self.confirm_dirty:
+            self.confirm_dirty = True
+            self.conn.confirm_channels.append(self)
+            self.conn.schedule_flush()
+
     def emit_confirms(self) -> None:
         """Send what can be confirmed now: acks up to the first message still unsettled."""
         self.confirm_dirty = False
         if self.state != 0:
             return
         limit = self.unconfirmed[0][0] - 1 if self.unconfirmed else self.pub_seq
+        if self.confirm_pending:
+            limit = min(limit, next(iter(self.confirm_pending)) - 1)
         nacks = self.nacks
         send = self.send
         while True:
@@ -480,3 +515,4 @@ class PublishingMixin(ChannelBase):
         self.tx_settles = []
         self.unconfirmed.clear()
         self.nacks.clear()
+        self.confirm_pending.clear()
