@@ -327,6 +327,8 @@ class Cluster:
                 if queue is remote:
                     del old.consumers[cid]
         remote.link = link
+        if link is not None:
+            remote.flush_held()
         if link is None or not remote.local_consumers:
             return
         if not remote.is_quorum and not force:
@@ -443,6 +445,11 @@ class Cluster:
 
     def consume(self, remote: RemoteQueue, consumer: Consumer) -> asyncio.Future[Any]:
         link = remote.link
+        if (link is None or not link.up) and remote.is_quorum and remote.key in self.topology.queues:
+            # No leader right now (a takeover under way): the consumer is registered when
+            # one is elected, as RabbitMQ's quorum queues keep their consumers.
+            remote.add_consumer(consumer)
+            return self._done(None)
         if link is None or not link.up:
             return self._failed(_down(remote))
         future = self._register(link, remote, consumer)
@@ -478,6 +485,8 @@ class Cluster:
 
     def query(self, remote: RemoteQueue, touch: bool = False) -> asyncio.Future[Any]:
         link = remote.link
+        if (link is None or not link.up) and remote.is_quorum:
+            return self._done((remote.remote_ready, remote.remote_consumers))  # its last report
         if link is None or not link.up:
             return self._failed(_down(remote))
         request = link.request({"op": "query", "vhost": remote.vhost, "queue": remote.name, "touch": touch})

@@ -116,8 +116,8 @@ class Membership:
     async def _register(self) -> None:
         sent = self.loop.time()
         self.lease, ttl = await self.etcd.grant(self.lease_ttl)
+        self._renewed(sent, ttl)  # before the others hear of us (and dial us)
         await self.etcd.put(self.keys.node(self.me.name), records.dump(self.me.record()), lease=self.lease)
-        self._renewed(sent, ttl)
 
     def _renewed(self, sent: float, ttl: int) -> None:
         self.deadline = sent + ttl - _SAFETY

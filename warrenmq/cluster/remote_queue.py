@@ -25,6 +25,11 @@ from warrenmq.cluster import wire
 if TYPE_CHECKING:
     from warrenmq.cluster.peer_link import ConfirmTarget, PeerLink
 
+# While a quorum queue has no leader (a takeover under way) publishes to it wait, held here,
+# instead of being refused: at most this many, for at most this long.
+HOLD_LIMIT = 10_000
+HOLD_TIMEOUT = 30.0
+
 
 class RemoteQueue(Queue):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -36,6 +41,8 @@ class RemoteQueue(Queue):
         self.members: list[str] = []
         self.local_consumers: list[Consumer] = []
         self._last_token = 0
+        self.held: list[tuple[Message, list[tuple[ConfirmTarget, int]]]] = []
+        self._hold_timer: Any = None
         # Counts as the leader last reported them (management API).
         self.remote_ready = 0
         self.remote_unacked = 0
@@ -59,7 +66,9 @@ class RemoteQueue(Queue):
     def publish(self, message: Message) -> bool:
         link = self.link
         if link is None or not link.up:
-            return False  # its node is down: refused (a confirm-mode publisher gets a nack)
+            if not self.is_quorum or len(self.held) >= HOLD_LIMIT or self.deleted:
+                return False  # its node is down: refused (a confirm-mode publisher gets a nack)
+            return self._hold(message)
         message.queue = self
         self._last_token = link.publish(self.key, message)
         self.stats.publish += 1
@@ -70,8 +79,47 @@ class RemoteQueue(Queue):
 
     def track(self, target: ConfirmTarget, seq: int) -> None:
         """The publisher confirm of the message just published waits for the leader."""
-        if self.link is not None and self._last_token:
+        if self._last_token < 0:
+            target.confirm_hold(seq)
+            self.held[-1][1].append((target, seq))
+        elif self.link is not None and self._last_token:
             self.link.track(self._last_token, target, seq)
+
+    def _hold(self, message: Message) -> bool:
+        message.queue = self
+        self.held.append((message, []))
+        self._last_token = -1
+        self.stats.publish += 1
+        self.congested = True  # the channel holds its publisher back meanwhile
+        if self._hold_timer is None and self.scheduler is not None:
+            self._hold_timer = self.scheduler.call_later(HOLD_TIMEOUT, self.drop_held)
+        return True
+
+    def flush_held(self) -> None:
+        """A leader is there (again): what waited goes to it."""
+        link = self.link
+        if not self.held or link is None or not link.up:
+            return
+        held, self.held = self.held, []
+        for message, waiters in held:
+            token = link.publish(self.key, message)
+            for target, seq in waiters:
+                link.pending.setdefault(token, []).append((target, seq))
+        self._stop_holding()
+
+    def drop_held(self) -> None:
+        """No leader came in time (or the queue went): the held publishes are refused."""
+        held, self.held = self.held, []
+        for _, waiters in held:
+            for target, seq in waiters:
+                target.confirm_release(seq, False)
+        self._stop_holding()
+
+    def _stop_holding(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self.relieve()
 
     def relieve(self) -> None:
         self.congested = False
@@ -144,6 +192,7 @@ class RemoteQueue(Queue):
     def delete(self) -> int:
         """Gone from the cluster: local consumers are cancelled (consumer_cancel_notify)."""
         self.deleted = True
+        self.drop_held()
         self.cancel_local_consumers()
         return self.remote_ready
 

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("warrenmq.cluster.serving")
 
 
+class _NotYet(Exception):
+    """A frame names a queue not led here: perhaps this node's watch is behind the sender's
+    (a leader just elected hears from the others as soon as it hears of itself)."""
+
+
 class PeerSession:
     def __init__(self, cluster: Cluster, protocol: LinkProtocol) -> None:
         self.cluster = cluster
@@ -49,10 +54,48 @@ class PeerSession:
         self._result_scheduled = False
         self._store_waiting: deque[tuple[int, int]] = deque()  # (token, store generation)
         self.closed = False
+        self._behind: list[tuple[int, bytes]] | None = None  # frames held while catching up with etcd
+        self._retrying = False
 
     # -- frames ----------------------------------------------------------------------------
 
     def on_frame(self, kind: int, payload: bytes) -> None:
+        if self._behind is not None:
+            self._behind.append((kind, payload))
+            return
+        try:
+            self._handle(kind, payload)
+        except _NotYet:
+            self._behind = [(kind, payload)]
+            self.cluster.spawn(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Apply what etcd has now, then handle the held frames again, in order (a queue
+        still not led here then gets its answer: a nack, an error)."""
+        try:
+            await self.cluster.catch_up()
+        except Exception as exc:  # etcd out of reach: the frames get their answers anyway
+            log.warning("session from %s: could not catch up with etcd: %s", self.peer, exc)
+        held, self._behind = self._behind or [], None
+        self._retrying = True
+        try:
+            for kind, payload in held:
+                if self.closed:
+                    break
+                try:
+                    self._handle(kind, payload)
+                except Exception:  # as in the link's own loop: one frame, not the session
+                    log.exception("session from %s: frame of type %d failed", self.peer, kind)
+        finally:
+            self._retrying = False
+
+    def _local(self, key: bytes) -> Queue | None:
+        queue = self.cluster.local_queue(key)
+        if queue is None and not self._retrying:
+            raise _NotYet
+        return queue
+
+    def _handle(self, kind: int, payload: bytes) -> None:
         if kind == wire.PUBLISH:
             self._on_publish(payload)
         elif kind == wire.SETTLE:
@@ -110,6 +153,7 @@ class PeerSession:
 
     def _on_publish(self, payload: bytes) -> None:
         token, persistent, priority, keys, route, header, body = wire.decode_publish(payload)
+        queues = [self._local(key) for key in keys]
         entry = [token, 1, True]  # one hold for the routing itself, released below
         self._results.append(entry)
         self._by_token[token] = entry
@@ -119,8 +163,7 @@ class PeerSession:
         stored = False
         first = True
         message = Message(0, exchange, routing_key, route, header, body, persistent, priority, expiration)
-        for key in keys:
-            queue = self.cluster.local_queue(key)
+        for queue in queues:
             if queue is None:
                 entry[2] = False  # not led here (any more): the publisher hears a nack
                 continue
@@ -226,7 +269,11 @@ class PeerSession:
             handler = getattr(self, f"_op_{op}", None)
             if handler is None:
                 raise ValueError(f"unknown request {op!r}")
+            if "queue" in body and op not in ("cancel", "delete"):
+                self._local(wire.queue_key(str(body["vhost"]), str(body["queue"])))
             handler(rid, body)
+        except _NotYet:
+            raise
         except AMQPError as exc:
             self.send(wire.reply(rid, {"error": [exc.reply_code, exc.explanation]}))
         except Exception as exc:  # a bug: the other node hears of it, this one goes on
