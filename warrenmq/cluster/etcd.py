@@ -23,7 +23,6 @@ import aetcd.exceptions
 log = logging.getLogger("warrenmq.cluster.etcd")
 
 CALL_TIMEOUT = 3.0  # s for one call; longer means etcd is out of reach
-Failure = (aetcd.exceptions.ClientError, asyncio.TimeoutError, OSError)
 
 
 class EtcdUnavailable(RuntimeError):
@@ -102,7 +101,9 @@ class Etcd:
         for attempt in range(max(2, len(self.endpoints))):
             try:
                 result = await asyncio.wait_for(op(self._current()), CALL_TIMEOUT)
-            except Failure as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # gRPC fails in more ways than aetcd maps: all mean "not now"
                 await self._rotate(exc)
                 if attempt + 1 >= max(2, len(self.endpoints)):
                     raise EtcdUnavailable(self.last_error) from exc
@@ -217,7 +218,7 @@ class Etcd:
             except aetcd.exceptions.RevisionCompactedError as exc:
                 log.error("etcd history compacted past revision %d: definitions may be stale", next_revision)
                 next_revision = int(exc.compacted_revision)
-            except Failure as exc:
+            except Exception as exc:  # the stream broke, one way or another: start it again
                 await self._rotate(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)

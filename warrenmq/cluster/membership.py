@@ -98,6 +98,7 @@ class Membership:
         await self._register()
         await self.etcd.put(self.keys.member(self.me.name), records.dump({"name": self.me.name}))
         self._task = asyncio.ensure_future(self._keepalive())
+        self._task.add_done_callback(self._keepalive_ended)
 
     async def _next_incarnation(self) -> int:
         key = self.keys.incarnation
@@ -146,6 +147,13 @@ class Membership:
             self.frozen = True
             self.on_freeze(True)
         return False
+
+    def _keepalive_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Never expected: without renewals the node would freeze for good.  Start again.
+            log.error("etcd lease renewal failed: %r; restarting it", task.exception())
+            self._task = asyncio.ensure_future(self._keepalive())
+            self._task.add_done_callback(self._keepalive_ended)
 
     async def _keepalive(self) -> None:
         interval = self.lease_ttl / 3.0
