@@ -36,6 +36,7 @@ from warrenmq.cluster.replication import Replication
 from warrenmq.cluster.serving import PeerSession
 from warrenmq.cluster.topology import Topology
 from warrenmq.listen import listen_socket
+from warrenmq.server import reply_to
 from warrenmq.store.base import RecoveredQueue
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("warrenmq.cluster")
 
+REPLY_KEY = b"\x00reply:"  # a PUBLISH "queue" that is a direct reply-to address on the other node
 STATS_INTERVAL = 2.0  # s between reports of a node's queues to the others
 _DIAL_BACKOFF = (0.05, 1.0)
 
@@ -387,6 +389,13 @@ class Cluster:
 
         future.add_done_callback(done)
         return result
+
+    def forward_reply(self, message: Message) -> None:
+        """A direct reply-to reply for a channel on another node."""
+        node = reply_to.node_of(message.routing_key)
+        link = self.links.get(node) if node is not None else None
+        if link is not None and link.up:
+            link.publish(REPLY_KEY + message.routing_key.encode(), message)
 
     def local_queue(self, key: bytes) -> Queue | None:
         vhost_name, name = wire.split_key(key)

@@ -153,6 +153,9 @@ class PeerSession:
 
     def _on_publish(self, payload: bytes) -> None:
         token, persistent, priority, keys, route, header, body = wire.decode_publish(payload)
+        if keys and keys[0].startswith(b"\x00reply:"):
+            self._reply(token, keys[0][7:].decode(), route, header, body)
+            return
         queues = [self._local(key) for key in keys]
         entry = [token, 1, True]  # one hold for the routing itself, released below
         self._results.append(entry)
@@ -183,6 +186,16 @@ class PeerSession:
             entry[1] += 1
             self._store_waiting.append((token, store.generation))
             store.wait_for_sync(self)
+        self.confirm_release(token, True)
+
+    def _reply(self, token: int, address: str, route: bytes, header: bytes, body: bytes) -> None:
+        """A direct reply-to reply published on the other node for a channel here."""
+        consumer = self.cluster.node.replies.lookup(address)
+        if consumer is not None:
+            exchange, routing_key = split_route(route)
+            consumer.target.deliver(consumer, Message(0, exchange, routing_key, route, header, body))
+        self._results.append([token, 1, True])
+        self._by_token[token] = self._results[-1]
         self.confirm_release(token, True)
 
     def confirm_hold(self, token: int) -> None:

@@ -101,6 +101,7 @@ class Node:
             if settings.node_name:
                 self.node_name = settings.node_name
             self.cluster = Cluster(self)
+            self.replies = ReplyRegistry(self.cluster.node_name)
             self.input_gate = self.cluster.check
             self.channel_class = ClusterChannel
             self.broker.vhost_added.append(self._watch_vhost)

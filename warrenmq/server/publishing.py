@@ -387,6 +387,8 @@ class PublishingMixin(ChannelBase):
         consumer = self.node.replies.lookup(message.routing_key)
         if consumer is not None:
             consumer.target.deliver(consumer, message)
+        elif self.node.cluster is not None:
+            self.node.cluster.forward_reply(message)
         if mandatory:
             # As RabbitMQ 3.10.8: the pseudo-queue is not a route, so a mandatory reply is
             # delivered *and* returned 312 NO_ROUTE.

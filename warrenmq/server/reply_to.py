@@ -5,6 +5,9 @@ requests with ``reply_to: amq.rabbitmq.reply-to``; the server rewrites that to
 ``amq.rabbitmq.reply-to.<token>``, and a reply published to the default exchange with that
 routing key is delivered to the channel's reply consumer.  A reply for a channel that is
 gone is unroutable.
+
+In a cluster the token starts with the node's name (base64): a reply published on another
+node is forwarded to the one holding the channel.
 """
 
 from __future__ import annotations
@@ -20,12 +23,28 @@ PSEUDO_QUEUE = "amq.rabbitmq.reply-to"
 PREFIX = PSEUDO_QUEUE + "."
 
 
+def node_tag(node: str) -> str:
+    return base64.urlsafe_b64encode(node.encode()).decode().rstrip("=")
+
+
+def node_of(address: str) -> str | None:
+    """The node a cluster's reply address belongs to (None: not a cluster's address)."""
+    tag, dot, _ = address[len(PREFIX) :].partition(".")
+    if not dot:
+        return None
+    try:
+        return base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 class ReplyRegistry:
-    def __init__(self) -> None:
+    def __init__(self, node: str = "") -> None:
         self._consumers: dict[str, Consumer] = {}
+        self._prefix = node_tag(node) + "." if node else ""
 
     def register(self, consumer: Consumer) -> str:
-        token = base64.urlsafe_b64encode(os.urandom(18)).decode()
+        token = self._prefix + base64.urlsafe_b64encode(os.urandom(18)).decode()
         self._consumers[token] = consumer
         return PREFIX + token
 
