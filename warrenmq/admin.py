@@ -366,6 +366,14 @@ class Admin(Protocol):
 
     def queue(self, vhost: str, name: str) -> QueueInfo: ...
 
+    def queue_names(self, vhost: str | None = None) -> list[tuple[str, str]]:
+        """(vhost, name) of every queue, with no snapshot taken: a page is chosen from these."""
+        ...
+
+    def queues_named(self, names: list[tuple[str, str]]) -> list[QueueInfo]:
+        """Snapshots of these queues, in this order; those gone are left out."""
+        ...
+
     def declare_queue(
         self,
         vhost: str,
