@@ -437,6 +437,12 @@ class Admin(Protocol):
         self, vhost: str, queue: str, count: int, ackmode: str, as_user: str | None = None
     ) -> list[GotMessage]: ...
 
+    def move_messages(self, vhost: str, queue: str, destination: str, count: int, as_user: str | None = None) -> int:
+        """Move up to ``count`` ready messages from the head of ``queue`` to the back of
+        ``destination`` (same vhost), each published there before it leaves ``queue``; the
+        number moved (fewer when ``queue`` runs out or ``destination`` refuses one)."""
+        ...
+
     # access control
     def vhosts(self) -> list[VHostInfo]: ...
 
