@@ -37,7 +37,8 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
     all["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const response = await fetch(path, { method, headers: all, body: payload, cache: "no-store" });
+  // credentials "omit": a 401 with a challenge comes back to the script instead of a browser prompt
+  const response = await fetch(path, { method, headers: all, body: payload, cache: "no-store", credentials: "omit" });
   const text = await response.text();
   let data = null;
   if (text) {

@@ -35,7 +35,7 @@ export class PagedList {
         h("label", {}, "Page size ", this.sizeSelect), this.countText, this.pager),
       this.table);
     this.timer = null;
-    this.loading = false;
+    this.asked = 0;
   }
 
   debounce() {
@@ -65,14 +65,17 @@ export class PagedList {
       sort: s.sort, sort_reverse: s.reverse ? "true" : "", pagination: "true", columns: this.fields(),
     };
     const started = performance.now();
+    const asked = ++this.asked;
     let data;
     try {
       data = await api(base + query(params));
     } catch (e) {
+      if (asked !== this.asked) return;
       if (e.status === 400 && s.page > 1) return this.update({ page: 1 }); // the list shrank
       clear(this.table, h("p", { class: "error" }, e.message));
       return;
     }
+    if (asked !== this.asked) return; // a later request (another page, sort or filter) answers instead
     this.render(data, Math.round(performance.now() - started));
   }
 
@@ -103,7 +106,8 @@ export class PagedList {
       return h("th", {
         class: ["sortable", c.num ? "n" : "", sorted ? "sorted" : "", sorted && s.reverse ? "reverse" : ""].join(" "),
         title: "Sort by " + c.title,
-        onclick: () => this.update({ sort: key, reverse: sorted ? !s.reverse : !!c.num, page: 1 }),
+        // numbers largest first; a second click turns the order round
+        onclick: () => this.update({ sort: key, reverse: this.state.sort === key ? !this.state.reverse : !!c.num, page: 1 }),
       }, c.title);
     }), this.actions ? h("th", {}) : null);
     const rows = data.items.map((item) => h("tr", {}, this.columns.map((c) => cell(c, item)),

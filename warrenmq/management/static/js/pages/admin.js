@@ -225,7 +225,13 @@ function definitions(el, ctx) {
     const data = new FormData();
     data.append("file", file.files[0]);
     await api(importVhost.value ? path("definitions", importVhost.value) : "/api/definitions", { method: "POST", body: data });
-    result.textContent = `Imported ${file.files[0].name} at ${new Date().toLocaleTimeString("en-GB")}.`;
+    let doc = {};
+    try { doc = JSON.parse(await file.files[0].text()); } catch (e) { /* the server took it: only the summary is lost */ }
+    const counts = ["users", "vhosts", "permissions", "policies", "exchanges", "queues", "bindings"]
+      .filter((k) => Array.isArray(doc[k]) && doc[k].length).map((k) => `${num(doc[k].length)} ${k}`);
+    result.className = "";
+    clear(result, h("span", { class: "badge ok" }, "imported"), ` ${file.files[0].name} at ${new Date().toLocaleTimeString("en-GB")}`,
+      counts.length ? `: ${counts.join(", ")}.` : ".");
     file.value = "";
   }, "Definitions imported."));
   el.append(h("div", { class: "row" },

@@ -53,7 +53,8 @@ function detail(el, ctx, name) {
   const chans = h("div");
   const closeButton = h("button", { class: "danger", onclick: () => closeConnection(closeButton, name, () => ctx.go("#/connections")) }, "Close connection");
   el.append(
-    h("div", { class: "page-head" }, h("div", {}, h("div", { class: "crumbs" }, h("a", { href: "#/connections" }, "Connections")), h("h1", {}, name)),
+    h("div", { class: "page-head" }, h("div", {}, h("div", { class: "crumbs" }, h("a", { href: "#/connections" }, "Connections")),
+      h("h1", {}, name, " ", h("span", { class: "muted", id: "client-name" }))),
       h("div", { class: "actions" }, closeButton)),
     h("div", { class: "row" }, h("div", { class: "card" }, h("h2", {}, "Details"), info), h("div", { class: "card" }, h("h2", {}, "Client properties"), h("div", { id: "client-props" }))),
     h("div", { class: "card" }, h("h2", {}, "Channels"), chans));
@@ -68,6 +69,7 @@ function detail(el, ctx, name) {
         if (e.status === 404) { gone = true; clear(info, h("p", { class: "muted" }, "This connection is closed.")); clear(chans); closeButton.disabled = true; return; }
         throw e;
       }
+      el.querySelector("#client-name").textContent = c.user_provided_name || "";
       clear(info, kvTable([
         ["State", stateBadge(c.state)], ["User", c.user], ["Virtual host", c.vhost], ["Protocol", c.protocol],
         ["Authentication", c.auth_mechanism], ["From", `${c.peer_host}:${c.peer_port}`], ["To", `${c.host}:${c.port}`],

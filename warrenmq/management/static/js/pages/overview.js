@@ -1,6 +1,6 @@
 // The overview: totals, live message-rate and queued-message charts, the node's resources.
 import { api, query } from "../api.js";
-import { h, clear, num, bytes, duration } from "../dom.js";
+import { h, clear, num, rate, bytes, duration } from "../dom.js";
 import { renderChart, ratesFromSamples, pointsFromSamples, COLORS } from "../chart.js";
 import { simpleTable } from "../table.js";
 
@@ -39,7 +39,7 @@ export function mount(el, ctx) {
         tile("Connections", t.connections, "#/connections"), tile("Channels", t.channels, "#/channels"),
         tile("Exchanges", t.exchanges, "#/exchanges"), tile("Queues", t.queues, "#/queues"),
         tile("Consumers", t.consumers), tile("Ready", q.messages_ready), tile("Unacked", q.messages_unacknowledged),
-        tile("Publish", rateOf("publish").toFixed(1) + "/s"), tile("Deliver / get", rateOf("deliver_get").toFixed(1) + "/s"));
+        tile("Publish", rate(rateOf("publish"))), tile("Deliver / get", rate(rateOf("deliver_get"))));
       const now = Date.now();
       renderChart(ratesBox, {
         name: "rates", span: seconds * 1000, now, format: (v) => num(v) + "/s",

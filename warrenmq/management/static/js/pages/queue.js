@@ -7,7 +7,7 @@ import { simpleTable, kvTable } from "../table.js";
 import { form, input, select, publishForm } from "../forms.js";
 import { bindingColumns, bindForm } from "./exchanges.js";
 
-const SPAN = 5 * 60 * 1000;
+const SPAN = 5 * 60 * 1000; // kept; the charts show the last minute, or more once the page has been open longer
 
 export function mount(el, ctx) {
   const [vhost, name] = ctx.params;
@@ -19,6 +19,7 @@ export function mount(el, ctx) {
   const consumers = h("div");
   const bindings = h("div");
   const recorder = new Recorder(SPAN);
+  const opened = Date.now();
   let gone = false;
 
   const purge = h("button", { onclick: async () => {
@@ -67,12 +68,13 @@ export function mount(el, ctx) {
         tile("Consumers", num(q.consumers)), tile("Incoming", rate(r("publish"))), tile("Deliver / get", rate(r("deliver_get"))),
         tile("Ack", rate(r("ack"))), tile("Message bytes", bytes(q.message_bytes)));
       const now = Date.now();
+      const shown = Math.min(SPAN, Math.max(60_000, now - opened));
       const lengths = [["messages_ready", "Ready"], ["messages_unacknowledged", "Unacked"]]
         .map(([k, label], i) => ({ key: k, label, color: COLORS[i], points: recorder.add(k, now, q[k]) }));
       const rates = [["publish", "Incoming"], ["deliver_get", "Deliver / get"], ["ack", "Ack"]]
         .map(([k, label], i) => ({ key: k, label, color: COLORS[i], points: recorder.add("rate-" + k, now, r(k)) }));
-      renderChart(lengthsBox, { name: "queue-lengths", series: lengths, span: SPAN, now, format: num, integer: true });
-      renderChart(ratesBox, { name: "queue-rates", series: rates, span: SPAN, now, format: (v) => num(v) + "/s" });
+      renderChart(lengthsBox, { name: "queue-lengths", series: lengths, span: shown, now, format: num, integer: true });
+      renderChart(ratesBox, { name: "queue-rates", series: rates, span: shown, now, format: (v) => num(v) + "/s" });
       clear(info, kvTable([
         ["Type", q.type], ["State", q.state], ["Features", features(q).length ? features(q) : "none"],
         ["Arguments", json(q.arguments)], ["Policy", q.policy || ""],
