@@ -37,10 +37,13 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
+# Why the browser tests cannot run here ("": they can); the test modules skip with it.
 if not os.path.exists(CHROMIUM):
-    pytest.skip(f"Chromium is not installed ({CHROMIUM}); `make ui-test` installs it", allow_module_level=True)
-if sync_playwright is None:
-    pytest.skip("the playwright package is not installed; `make ui-test` installs it", allow_module_level=True)
+    SKIP_REASON = f"Chromium is not installed ({CHROMIUM}); `make ui-test` installs it"
+elif sync_playwright is None:
+    SKIP_REASON = "the playwright package is not installed; `make ui-test` installs it"
+else:
+    SKIP_REASON = ""
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,10 @@ import pytest
 
 from tests.management.conftest import Api, wait_for
 from tests.server import ServerProcess
-from tests.ui.conftest import UI
+from tests.ui.conftest import SKIP_REASON, UI
+
+if SKIP_REASON:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
 DASH = "\u2013"  # the list's "1-100 of ..." is written with an en dash
 
