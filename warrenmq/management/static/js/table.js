@@ -8,7 +8,7 @@ const SIZES = [20, 50, 100, 500];
 // columns: [{key, title, num, sort (key to sort by; false: not sortable), fields (API columns),
 //            get(item) -> node or text}]
 export class PagedList {
-  constructor({ endpoint, columns, noun, state = {}, onState = () => {}, actions = null, defaultSize = 50 }) {
+  constructor({ endpoint, columns, noun, state = {}, onState = () => {}, actions = null, defaultSize = 50, filter = true }) {
     this.endpoint = endpoint; // () -> path, or null while there is nothing to list
     this.columns = columns;
     this.noun = noun;
@@ -31,7 +31,7 @@ export class PagedList {
     this.pager = h("div", { class: "pager" });
     this.table = h("div", { class: "table-wrap" });
     this.element = h("div", { class: "paged-list" },
-      h("div", { class: "list-controls" }, this.filter, h("label", {}, this.regex, " Regex"),
+      h("div", { class: "list-controls" }, filter ? [this.filter, h("label", {}, this.regex, " Regex")] : null,
         h("label", {}, "Page size ", this.sizeSelect), this.countText, this.pager),
       this.table);
     this.timer = null;

@@ -131,7 +131,7 @@ function permissionColumns(after) {
     { key: "configure", title: "Configure", get: (p) => h("code", {}, p.configure) },
     { key: "write", title: "Write", get: (p) => h("code", {}, p.write) },
     { key: "read", title: "Read", get: (p) => h("code", {}, p.read) },
-    { key: "clear", title: "", get: (p) => h("button", { class: "small danger", onclick: async (e) => {
+    { key: "clear", title: "", sort: false, fields: [], get: (p) => h("button", { class: "small danger", onclick: async (e) => {
       await act(e.target, () => api(path("permissions", p.vhost, p.user), { method: "DELETE" }), "Permission cleared.");
       after();
     } }, "Clear") },
@@ -157,7 +157,7 @@ function permissionForm(ctx, after, fixed = {}) {
 function permissions(el, ctx) {
   const table = new PagedList({
     noun: "permissions", endpoint: () => (ctx.vhost ? path("vhosts", ctx.vhost, "permissions") : "/api/permissions"),
-    state: ctx.query, onState: ctx.setQuery, columns: permissionColumns(() => table.refresh()),
+    state: ctx.query, onState: ctx.setQuery, columns: permissionColumns(() => table.refresh()), filter: false, // no names to filter
   });
   el.append(h("div", { class: "card" }, table.element), h("div", { class: "card" }, h("h2", {}, "Set permission"), permissionForm(ctx, () => table.refresh())));
   return { refresh: () => table.refresh() };
