@@ -89,11 +89,14 @@ class UI:
     def open(self, route: str = "/") -> None:
         self.page.goto(f"{self.base}#{route}")
 
-    def login(self, user: str = "guest", password: str = "guest") -> None:
+    def login(self, user: str = "guest", password: str = "guest", refused: bool = False) -> None:
+        """Log in and wait for the first page (``refused``: for the login to be refused)."""
         self.page.goto(self.base)
         self.page.fill("#login-user", user)
         self.page.fill("#login-pass", password)
         self.page.click("#login button[type=submit]")
+        if not refused:
+            self.page.wait_for_selector(".page")
 
     def screenshot(self, name: str) -> Path:
         """The whole page as docs/ui/<name>.png, scrolled to the top, toasts gone."""

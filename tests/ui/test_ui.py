@@ -27,10 +27,10 @@ def test_login_takes_the_apis_users_and_tags(ui: UI, ui_api: Api) -> None:
     ui.page.goto(ui.base)
     ui.page.wait_for_selector("#login:not([hidden])")
     ui.screenshot("login")
-    ui.login("guest", "wrong")
+    ui.login("guest", "wrong", refused=True)
     ui.wait_text("#login-error", "Wrong user name or password.")
     assert ui_api.put("/api/users/ui-no-tags", {"password": "pw", "tags": ""}).status in (201, 204)
-    ui.login("ui-no-tags", "pw")
+    ui.login("ui-no-tags", "pw", refused=True)
     ui.wait_text("#login-error", "Not management user")
     # A management user (no administrator tag) gets in, without the Admin tab.
     assert ui_api.put("/api/users/ui-manager", {"password": "pw", "tags": "management"}).status in (201, 204)

@@ -89,21 +89,24 @@ async function fillVhosts() {
 }
 
 async function start() {
+  let me;
   try {
-    user = await api("/api/whoami");
+    me = await api("/api/whoami");
   } catch (e) {
     showLogin(e.status === 401 && e.message !== "Login failed" ? e.message : "");
     return;
   }
   document.getElementById("login").hidden = true;
-  document.getElementById("who").textContent = user.name;
-  const isAdmin = user.tags.includes("administrator");
-  const isPolicymaker = isAdmin || user.tags.includes("policymaker");
+  document.getElementById("who").textContent = me.name;
+  const isAdmin = me.tags.includes("administrator");
+  const isPolicymaker = isAdmin || me.tags.includes("policymaker");
   nav.replaceChildren(...TABS.filter(([name]) => name !== "Admin" || isPolicymaker).map(([name, href]) => h("a", { href }, name)));
   nav.hidden = false;
   document.getElementById("controls").hidden = false;
   refreshSelect.value = localStorage.getItem("warren-refresh") || "5";
   await fillVhosts().catch(() => {});
+  // Only now: a hash change while logging in must not mount a page that this route() replaces.
+  user = me;
   schedule();
   await route();
 }
