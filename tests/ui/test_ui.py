@@ -95,8 +95,11 @@ def test_rate_chart_moves_under_load(ui: UI, ui_server: ServerProcess, ui_api: A
     ui.login()
     ui.page.select_option("#refresh-select", "2")
     # A quiet interval first (the sampler reads the counters every 5 s), so that the line rises.
-    ui.page.wait_for_selector("svg[data-chart=rates][data-points='1']", timeout=20_000)
-    assert _last(ui, "rates", "publish") == 0
+    ui.page.wait_for_function(
+        """() => { const chart = document.querySelector('svg[data-chart=rates]');
+                   return chart && Number(chart.dataset.points) >= 1 && Number(chart.dataset.lastPublish) === 0; }""",
+        timeout=20_000,
+    )
     with Load(ui_server) as load:
         ui.page.wait_for_function(
             "() => Number(document.querySelector('svg[data-chart=rates]').dataset.lastPublish) > 0", timeout=30_000
