@@ -8,7 +8,7 @@ STAMP = $(VENV)/.installed-dev
 SPEC ?= ../shared/spec/amqp-rabbitmq-0.9.1.json
 ARGS ?=
 
-.PHONY: run test lint unit interop codegen check-codegen clean bench bench-smoke profile fuzz soak
+.PHONY: run test lint unit interop ui-test codegen check-codegen clean bench bench-smoke profile fuzz soak
 
 # Installing also compiles the frame splitter (setup.py); its source changing means rebuilding.
 $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.pxd
@@ -32,6 +32,14 @@ unit: $(STAMP)
 
 interop: $(STAMP)
 	$(BIN)/python -m pytest -q tests/interop
+
+# The web UI in headless Chromium (Debian's package, installed here when missing; `make test`
+# runs these tests too where it is installed), with a screenshot of every page in docs/ui/.
+CHROMIUM = /usr/bin/chromium
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ui-test: $(STAMP)
+	[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; }
+	WARREN_UI_SCREENSHOTS=docs/ui $(BIN)/python -m pytest -q -p no:cacheprovider tests/ui
 
 # The protocol module is generated from RabbitMQ's spec JSON (kept outside this repository).
 codegen: $(STAMP)

@@ -366,6 +366,14 @@ class Admin(Protocol):
 
     def queue(self, vhost: str, name: str) -> QueueInfo: ...
 
+    def queue_names(self, vhost: str | None = None) -> list[tuple[str, str]]:
+        """(vhost, name) of every queue, with no snapshot taken: a page is chosen from these."""
+        ...
+
+    def queues_named(self, names: list[tuple[str, str]]) -> list[QueueInfo]:
+        """Snapshots of these queues, in this order; those gone are left out."""
+        ...
+
     def declare_queue(
         self,
         vhost: str,
@@ -428,6 +436,12 @@ class Admin(Protocol):
     def get_messages(
         self, vhost: str, queue: str, count: int, ackmode: str, as_user: str | None = None
     ) -> list[GotMessage]: ...
+
+    def move_messages(self, vhost: str, queue: str, destination: str, count: int, as_user: str | None = None) -> int:
+        """Move up to ``count`` ready messages from the head of ``queue`` to the back of
+        ``destination`` (same vhost), each published there before it leaves ``queue``; the
+        number moved (fewer when ``queue`` runs out or ``destination`` refuses one)."""
+        ...
 
     # access control
     def vhosts(self) -> list[VHostInfo]: ...

@@ -148,7 +148,13 @@ def test_web_ui(api: Api) -> None:
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "<title>WarrenMQ</title>" in page.text and 'src="app.js"' in page.text
     script = api.get("/app.js", auth=False)
-    assert script.status == 200 and "/api/overview" in script.text
+    assert script.status == 200 and script.headers["Content-Type"].startswith("text/javascript")
+    overview = api.get("/js/pages/overview.js", auth=False)
+    assert overview.status == 200 and "/api/overview" in overview.text
+    assert api.get("/style.css", auth=False).headers["Content-Type"].startswith("text/css")
+    assert api.get("/logo.svg", auth=False).headers["Content-Type"].startswith("image/svg+xml")
+    for missing in ("/nothing.js", "/js/../app.js", "/%2e%2e/setup.py", "/js/pages/../../ui.py"):
+        assert api.get(missing, auth=False).status == 404, missing
 
 
 RABBITMQADMIN = shutil.which("rabbitmqadmin")

@@ -12,10 +12,17 @@ from typing import Any
 from aiohttp import web
 
 from warrenmq import admin
-from warrenmq.management import render
+from warrenmq.management import render, sort_values
 from warrenmq.management.auth import Principal, principal, require_vhost
 from warrenmq.management.context import context
-from warrenmq.management.http import no_content, not_authorised, object_not_found, reply, reply_list
+from warrenmq.management.http import (
+    no_content,
+    not_authorised,
+    object_not_found,
+    reply,
+    reply_list,
+    reply_listing,
+)
 
 CLOSE_REASON = "Closed via management plugin"
 
@@ -24,12 +31,17 @@ def _visible(p: Principal, user: str) -> bool:
     return p.is_monitor or user == p.name
 
 
-def _connections(request: web.Request, vhost: str | None = None) -> list[dict[str, Any]]:
+def _connections(request: web.Request, vhost: str | None = None) -> web.Response:
     ctx = context(request)
     p = principal(request)
-    return [
-        render.connection_json(c, ctx.rates, ctx.node_name) for c in ctx.admin.connections(vhost) if _visible(p, c.user)
-    ]
+    infos = [c for c in ctx.admin.connections(vhost) if _visible(p, c.user)]
+    return reply_listing(
+        infos,
+        request,
+        lambda cs: [render.connection_json(c, ctx.rates, ctx.node_name) for c in cs],
+        sort_values.connection_columns(ctx.rates, ctx.node_name),
+        lambda c: c.name,
+    )
 
 
 def _channels(request: web.Request, vhost: str | None = None, connection: str | None = None) -> list[dict[str, Any]]:
@@ -43,13 +55,13 @@ def _channels(request: web.Request, vhost: str | None = None, connection: str | 
 
 
 async def list_connections(request: web.Request) -> web.Response:
-    return reply_list(_connections(request), request)
+    return _connections(request)
 
 
 async def vhost_connections(request: web.Request) -> web.Response:
     vhost = request.match_info["vhost"]
     require_vhost(request, vhost)
-    return reply_list(_connections(request, _existing_vhost(request, vhost)), request)
+    return _connections(request, _existing_vhost(request, vhost))
 
 
 def _connection(request: web.Request) -> admin.ConnectionInfo:

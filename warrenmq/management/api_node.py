@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 
 from warrenmq import admin
-from warrenmq.management import render
+from warrenmq.management import history, render
 from warrenmq.management.auth import principal, require_admin, require_monitor
 from warrenmq.management.context import context
 from warrenmq.management.http import (
@@ -18,6 +18,7 @@ from warrenmq.management.http import (
     object_not_found,
     reply,
 )
+from warrenmq.management.rates import Key
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -38,6 +39,8 @@ async def overview(request: web.Request) -> web.Response:
         ready = sum(q.messages_ready for q in queues)
         unacked = sum(q.messages_unacknowledged for q in queues)
         data["queue_totals"].update(messages=ready + unacked, messages_ready=ready, messages_unacknowledged=unacked)
+    keys: list[Key] = [("overview",)] if p.is_monitor else [("vhost", v) for v in sorted(p.vhosts)]
+    history.add_samples(data, ctx.rates, request.query, keys)
     return reply(data, request)
 
 

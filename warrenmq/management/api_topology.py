@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from warrenmq import admin
-from warrenmq.management import render
+from warrenmq.management import queue_list, render, sort_values
 from warrenmq.management.auth import principal, require_vhost
 from warrenmq.management.context import context
 from warrenmq.management.http import (
@@ -28,6 +28,7 @@ from warrenmq.management.http import (
     object_not_found,
     reply,
     reply_list,
+    reply_listing,
     require_keys,
 )
 
@@ -46,6 +47,10 @@ REPLY_NAMES = {
 
 
 BINDING_SORT = ("vhost", "source", "destination", "destination_type", "routing_key", "properties_key")
+
+
+def _name(info: admin.ExchangeInfo) -> str:
+    return info.name
 
 
 def _exchange_name(name: str) -> str:
@@ -86,7 +91,13 @@ async def list_exchanges(request: web.Request) -> web.Response:
     else:
         visible = _visible_vhosts(request)
         infos = [x for x in ctx.admin.exchanges() if visible is None or x.vhost in visible]
-    return reply_list([render.exchange_json(x, ctx.rates) for x in infos], request)
+    return reply_listing(
+        infos,
+        request,
+        lambda xs: [render.exchange_json(x, ctx.rates) for x in xs],
+        sort_values.exchange_columns(ctx.rates),
+        _name,
+    )
 
 
 def _exchange(request: web.Request) -> admin.ExchangeInfo:
@@ -173,13 +184,9 @@ async def publish(request: web.Request) -> web.Response:
 
 
 async def list_queues(request: web.Request) -> web.Response:
-    ctx = context(request)
     if "vhost" in request.match_info:
-        infos = ctx.admin.queues(_vhost(request))
-    else:
-        visible = _visible_vhosts(request)
-        infos = [q for q in ctx.admin.queues() if visible is None or q.vhost in visible]
-    return reply_list([render.queue_json(q, ctx.rates, ctx.node_name) for q in infos], request)
+        return queue_list.reply_queues(request, _vhost(request), None)
+    return queue_list.reply_queues(request, None, _visible_vhosts(request))
 
 
 def _queue(request: web.Request) -> admin.QueueInfo:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from warrenmq import admin
-from warrenmq.management import api_access, api_health, api_live, api_node, api_topology, metrics, ui
+from warrenmq.management import api_access, api_actions, api_health, api_live, api_node, api_topology, metrics, ui
 from warrenmq.management.auth import authenticate
 from warrenmq.management.context import CONTEXT, Context
 from warrenmq.management.http import HTTPError, bad_request, not_authorised, not_found, object_not_found
@@ -57,7 +57,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 def build_app(ctx: Context) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=64 * 1024 * 1024)
     app[CONTEXT] = ctx
-    for module in (api_node, api_health, api_live, api_topology, api_access, metrics, ui):
+    for module in (api_node, api_health, api_live, api_topology, api_actions, api_access, metrics, ui):
         module.add_routes(app.router)
     _accept_trailing_slashes(app.router)
     return app

@@ -1,5 +1,5 @@
 """HTTP plumbing shared by the API handlers: JSON replies and errors as RabbitMQ shapes them,
-request bodies, flags, and the list query parameters (columns, sort, pagination).
+request bodies, flags, the ``columns`` parameter, and lists (sorted and paged by listing.py).
 
 RabbitMQ's error body is ``{"error": <type>, "reason": <text>}``: ``bad_request`` (400),
 ``not_authorised`` (401, a known user refused), ``not_authorized`` (401, login failed),
@@ -9,14 +9,14 @@ RabbitMQ's error body is ``{"error": <type>, "reason": <text>}``: ``bad_request`
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from warrenmq.management import listing
+
 JSON_TYPE = "application/json"
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 500
 REALM = 'Basic realm="RabbitMQ Management"'
 
 
@@ -132,86 +132,7 @@ def tag_list(value: Any) -> list[str]:
     return [t.strip() for t in str(value).split(",") if t.strip()]
 
 
-# -- list query parameters -------------------------------------------------------------------
-
-
-def _dotted(item: Any, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(item, dict):
-            return 0
-        item = item.get(part, 0)
-    return item
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    # Numbers before strings before the rest, as Erlang orders terms; None as 0.
-    if value is None:
-        return (0, 0)
-    if isinstance(value, bool):
-        return (2, str(value).lower())
-    if isinstance(value, (int, float)):
-        return (0, value)
-    if isinstance(value, str):
-        return (2, value)
-    return (3, json.dumps(value, sort_keys=True))
-
-
-def sort_items(items: list[dict[str, Any]], request: web.Request, default: tuple[str, ...]) -> list[dict[str, Any]]:
-    sort = request.query.get("sort")
-    keys = list(default)
-    if sort == "":
-        return items
-    if sort:
-        keys = [sort, *keys]
-    items = sorted(items, key=lambda it: [_sort_key(_dotted(it, k)) for k in keys])
-    if request.query.get("sort_reverse", "").lower() == "true":
-        items.reverse()
-    return items
-
-
-def paginate(items: list[dict[str, Any]], request: web.Request) -> Any:
-    page_text = request.query.get("page")
-    if page_text is None:
-        return items
-    try:
-        page = int(page_text)
-        page_size = int(request.query.get("page_size", DEFAULT_PAGE_SIZE))
-    except ValueError:
-        raise bad_request("Pagination parameters are invalid") from None
-    if page < 1 or page_size < 1 or page_size > MAX_PAGE_SIZE:
-        raise HTTPError(
-            400,
-            "invalid_pagination_parameters",
-            f"Invalid pagination parameters: page number {page}, page size {page_size}",
-        )
-    name = request.query.get("name")
-    filtered = items
-    if name:
-        if request.query.get("use_regex", "").lower() == "true":
-            try:
-                regex = re.compile(name, re.IGNORECASE)
-            except re.error:
-                raise bad_request("invalid regular expression") from None
-            filtered = [i for i in items if regex.search(str(i.get("name", "")))]
-        else:
-            filtered = [i for i in items if name.lower() in str(i.get("name", "")).lower()]
-    start = (page - 1) * page_size
-    if start > len(filtered) and filtered:
-        raise HTTPError(
-            400,
-            "page_out_of_range",
-            f"Page out of range, page: {page} page size: {page_size}, len: {len(filtered)}",
-        )
-    chunk = filtered[start : start + page_size]
-    return {
-        "filtered_count": len(filtered),
-        "item_count": len(chunk),
-        "items": chunk,
-        "page": page,
-        "page_count": (len(filtered) + page_size - 1) // page_size,
-        "page_size": page_size,
-        "total_count": len(items),
-    }
+# -- columns and lists -----------------------------------------------------------------------
 
 
 def _columns(request: web.Request) -> list[list[str]] | None:
@@ -247,7 +168,31 @@ def select_columns(value: Any, request: web.Request) -> Any:
     return _extract(value, columns)
 
 
+T = TypeVar("T")
+
+
 def reply_list(
     items: list[dict[str, Any]], request: web.Request, default_sort: tuple[str, ...] = ("vhost", "name")
 ) -> web.Response:
-    return reply(paginate(sort_items(items, request, default_sort), request), request)
+    """Rendered JSON objects, sorted, filtered and paged as the query asks."""
+    return reply_listing(items, request, list, listing.json_column, listing.json_name, default_sort)
+
+
+def reply_listing(
+    items: Sequence[T],
+    request: web.Request,
+    render: Callable[[Sequence[T]], list[dict[str, Any]]],
+    column: listing.Column[T],
+    name: Callable[[T], str],
+    default_sort: tuple[str, ...] = ("vhost", "name"),
+) -> web.Response:
+    """Items (snapshots), sorted by ``column`` and filtered by ``name``; only what is answered
+    is rendered (``render`` takes the list)."""
+    try:
+        selected = listing.select(
+            items, request.query, render=render, column=column, name=name, default_sort=default_sort
+        )
+    except listing.ListError as exc:
+        raise HTTPError(400, exc.error, exc.reason) from None
+    return reply(selected, request)
+

@@ -5,6 +5,10 @@ connection, channel and vhost (and the node-wide totals) through the Admin inter
 keeps, per object, the rate of each counter between the last two samples.  Nothing is
 recorded per message: the broker's hot path only increments plain integers.  The sampler
 starts with the first API request, so that a node nobody watches does no work for it.
+
+The last ten minutes of the node's and the vhosts' counters are kept too (120 samples each at
+the default interval), for RabbitMQ's ``msg_rates_age``/``lengths_age`` samples that the web
+UI's charts draw; nothing is kept per queue.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from warrenmq.admin import Admin
@@ -20,6 +25,8 @@ from warrenmq.admin import Admin
 log = logging.getLogger("warrenmq.management.rates")
 
 Key = tuple[str, ...]
+HISTORY_SECONDS = 600  # RabbitMQ's shortest sample retention
+HISTORY_KINDS = ("overview", "vhost")
 
 
 class Rates:
@@ -29,6 +36,8 @@ class Rates:
         self._previous: dict[Key, dict[str, int]] = {}
         self._previous_at = 0.0
         self._rates: dict[Key, dict[str, float]] = {}
+        # (epoch seconds, counters by key), newest first
+        self._history: deque[tuple[float, dict[Key, dict[str, int]]]] = deque()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -75,6 +84,30 @@ class Rates:
         self._previous = current
         self._previous_at = now
         self._rates = rates
+        self._remember(current)
+
+    def _remember(self, current: dict[Key, dict[str, int]]) -> None:
+        at = time.time()
+        self._history.appendleft((at, {key: value for key, value in current.items() if key[0] in HISTORY_KINDS}))
+        while self._history and self._history[-1][0] < at - HISTORY_SECONDS - self.interval:
+            self._history.pop()
+
+    def samples(self, keys: list[Key], name: str, age: float, incr: float) -> list[tuple[int, int]]:
+        """(epoch ms, value) of a counter over the last ``age`` seconds, at least ``incr`` apart,
+        newest first; the counter summed over ``keys`` (a user's vhosts, say)."""
+        if not self._history:
+            return []
+        newest = self._history[0][0]
+        out: list[tuple[int, int]] = []
+        last = float("inf")
+        for at, counters in self._history:
+            if at < newest - age:
+                break
+            if last - at < incr - self.interval / 2:
+                continue
+            last = at
+            out.append((int(at * 1000), sum(counters.get(key, {}).get(name, 0) for key in keys)))
+        return out
 
     def _read(self) -> dict[Key, dict[str, int]]:
         admin = self.admin

@@ -1,125 +1,145 @@
-// WarrenMQ's web UI: a few tables over the management HTTP API, refreshed every 5 seconds.
-"use strict";
+// WarrenMQ's web UI: log in, then pages routed by the URL's hash (#/queues/%2F/name?page=2),
+// each refreshed on a timer.  Plain ES modules over the management HTTP API; no build step.
+import { api, loggedIn, setCredentials, forget, whenLoggedOut } from "./js/api.js";
+import { h, clear } from "./js/dom.js";
+import * as overview from "./js/pages/overview.js";
+import * as connections from "./js/pages/connections.js";
+import * as channels from "./js/pages/channels.js";
+import * as exchanges from "./js/pages/exchanges.js";
+import * as queues from "./js/pages/queues.js";
+import * as queue from "./js/pages/queue.js";
+import * as admin from "./js/pages/admin.js";
 
-const TABS = {
-  Overview: { path: "/api/overview", render: overview },
-  Connections: { path: "/api/connections", cols: [["name", "Name"], ["user", "User"], ["vhost", "Vhost"], ["state", "State"], ["channels", "Channels", 1], ["recv_oct", "Bytes in", 1], ["send_oct", "Bytes out", 1]] },
-  Channels: { path: "/api/channels", cols: [["name", "Channel"], ["user", "User"], ["consumer_count", "Consumers", 1], ["prefetch_count", "Prefetch", 1], ["messages_unacknowledged", "Unacked", 1], ["message_stats.publish", "Published", 1], ["message_stats.deliver_get", "Delivered", 1], ["message_stats.ack", "Acked", 1]] },
-  Exchanges: { path: "/api/exchanges", cols: [["vhost", "Vhost"], ["name", "Name"], ["type", "Type"], ["durable", "Durable"], ["message_stats.publish_in", "In", 1], ["message_stats.publish_out", "Out", 1]] },
-  Queues: { path: "/api/queues", cols: [["vhost", "Vhost"], ["name", "Name"], ["type", "Type"], ["policy", "Policy"], ["messages_ready", "Ready", 1], ["messages_unacknowledged", "Unacked", 1], ["messages", "Total", 1], ["consumers", "Consumers", 1], ["message_stats.publish_details.rate", "In /s", 1], ["message_stats.deliver_get_details.rate", "Out /s", 1]], actions: queueActions },
-  Vhosts: { path: "/api/vhosts", cols: [["name", "Name"], ["messages_ready", "Ready", 1], ["messages_unacknowledged", "Unacked", 1]] },
-  Users: { path: "/api/users", cols: [["name", "Name"], ["tags", "Tags"]] },
-  Policies: { path: "/api/policies", cols: [["vhost", "Vhost"], ["name", "Name"], ["pattern", "Pattern"], ["apply-to", "Apply to"], ["definition", "Definition"], ["priority", "Priority", 1]] },
-};
-let current = "Overview";
-let auth = sessionStorage.getItem("warren-auth");
+// [pattern, page module, nav tab]
+const ROUTES = [
+  [/^\/?$/, overview, "Overview"],
+  [/^\/connections$/, connections, "Connections"],
+  [/^\/connections\/([^/]+)$/, connections, "Connections"],
+  [/^\/channels$/, channels, "Channels"],
+  [/^\/exchanges$/, exchanges, "Exchanges"],
+  [/^\/exchanges\/([^/]+)\/([^/]*)$/, exchanges, "Exchanges"],
+  [/^\/queues$/, queues, "Queues"],
+  [/^\/queues\/([^/]+)\/([^/]+)$/, queue, "Queues"],
+  [/^\/admin(?:\/([a-z]+))?(?:\/([^/]+))?$/, admin, "Admin"],
+];
+const TABS = [["Overview", "#/"], ["Connections", "#/connections"], ["Channels", "#/channels"],
+  ["Exchanges", "#/exchanges"], ["Queues", "#/queues"], ["Admin", "#/admin"]];
+
+const view = document.getElementById("view");
+const nav = document.getElementById("nav");
+const vhostSelect = document.getElementById("vhost-select");
+const refreshSelect = document.getElementById("refresh-select");
+let user = null;
+let current = null; // {page: {refresh, unmount}, hash}
 let timer = null;
+let refreshing = false;
 
-async function api(path, options = {}) {
-  const headers = { Authorization: "Basic " + auth, "Content-Type": "application/json" };
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) { logout(); throw new Error("not authorised"); }
-  if (!response.ok) throw new Error((await response.json().catch(() => ({}))).reason || response.statusText);
-  return response.status === 204 ? null : response.json();
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [route, search = ""] = raw.split("?");
+  return { route, query: Object.fromEntries(new URLSearchParams(search)) };
 }
 
-function pick(item, dotted) {
-  return dotted.split(".").reduce((v, k) => (v == null ? undefined : v[k]), item);
+function setQuery(values) {
+  const { route, query } = parseHash();
+  const merged = { ...query, ...values };
+  for (const k of Object.keys(merged)) if (merged[k] === "" || merged[k] == null) delete merged[k];
+  const search = new URLSearchParams(merged).toString();
+  history.replaceState(null, "", "#" + route + (search ? "?" + search : ""));
 }
 
-function cell(value, numeric) {
-  const td = document.createElement("td");
-  if (numeric) td.className = "n";
-  td.textContent = value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
-  return td;
-}
-
-function table(items, cols, actions) {
-  const t = document.createElement("table");
-  const head = t.insertRow();
-  for (const [, title] of cols) head.appendChild(Object.assign(document.createElement("th"), { textContent: title }));
-  if (actions) head.appendChild(document.createElement("th"));
-  for (const item of items) {
-    const row = t.insertRow();
-    for (const [key, , numeric] of cols) row.appendChild(cell(pick(item, key), numeric));
-    if (actions) row.appendChild(actions(item));
+async function route() {
+  if (!user) return;
+  const { route: where, query } = parseHash();
+  let found = null;
+  for (const [pattern, module, tab] of ROUTES) {
+    const m = where.match(pattern);
+    if (m) { found = { module, tab, params: m.slice(1).map((x) => (x == null ? x : decodeURIComponent(x))) }; break; }
   }
-  return t;
-}
-
-function queueActions(q) {
-  const td = document.createElement("td");
-  const path = "/api/queues/" + encodeURIComponent(q.vhost) + "/" + encodeURIComponent(q.name);
-  for (const [label, suffix] of [["Purge", "/contents"], ["Delete", ""]]) {
-    const b = Object.assign(document.createElement("button"), { textContent: label });
-    b.onclick = async () => {
-      if (confirm(label + " queue " + q.name + "?")) { await api(path + suffix, { method: "DELETE" }); refresh(); }
-    };
-    td.appendChild(b);
-  }
-  return td;
-}
-
-function overview(o) {
-  const rows = [
-    ["Node", o.node], ["Version", o.product_name + " " + o.product_version + " (RabbitMQ " + o.rabbitmq_version + " compatible)"],
-    ["Connections", o.object_totals.connections], ["Channels", o.object_totals.channels],
-    ["Exchanges", o.object_totals.exchanges], ["Queues", o.object_totals.queues], ["Consumers", o.object_totals.consumers],
-    ["Messages ready", o.queue_totals.messages_ready], ["Messages unacked", o.queue_totals.messages_unacknowledged],
-    ["Publish rate /s", pick(o, "message_stats.publish_details.rate")], ["Deliver rate /s", pick(o, "message_stats.deliver_get_details.rate")],
-  ];
-  const t = document.createElement("table");
-  for (const [k, v] of rows) { const r = t.insertRow(); r.appendChild(cell(k)); r.appendChild(cell(v)); }
-  return t;
+  if (current && current.page.unmount) current.page.unmount();
+  current = null;
+  for (const a of nav.children) a.classList.toggle("on", found && a.textContent === found.tab);
+  if (!found) { clear(view, h("div", { class: "card" }, h("h1", {}, "Not found"), h("a", { href: "#/" }, "Back to the overview"))); return; }
+  const container = h("div", { class: "page" });
+  view.replaceChildren(container);
+  const ctx = { params: found.params, query, setQuery, user, vhost: vhostSelect.value, go: (hash) => { location.hash = hash; } };
+  const page = found.module.mount(container, ctx);
+  current = { page };
+  await refresh();
 }
 
 async function refresh() {
-  const tab = TABS[current];
-  const view = document.getElementById("view");
-  try {
-    const data = await api(tab.path);
-    view.replaceChildren(tab.render ? tab.render(data) : table(data, tab.cols, tab.actions));
-  } catch (e) {
-    view.replaceChildren(Object.assign(document.createElement("p"), { className: "err", textContent: e.message }));
-  }
+  if (!current || refreshing) return;
+  refreshing = true;
+  try { await current.page.refresh(); } catch (e) { console.error(e); } finally { refreshing = false; }
 }
 
-function show(name) {
-  current = name;
-  for (const a of document.querySelectorAll("nav a")) a.className = a.textContent === name ? "on" : "";
-  refresh();
-}
-
-function logout() {
-  sessionStorage.removeItem("warren-auth");
-  auth = null;
+function schedule() {
   clearInterval(timer);
-  document.getElementById("login").hidden = false;
-  document.getElementById("view").replaceChildren();
-  document.getElementById("nav").replaceChildren();
+  const seconds = Number(refreshSelect.value);
+  localStorage.setItem("warren-refresh", String(seconds));
+  if (seconds > 0) timer = setInterval(refresh, seconds * 1000);
+}
+
+async function fillVhosts() {
+  const chosen = localStorage.getItem("warren-vhost") || "";
+  const vhosts = await api("/api/vhosts?columns=name");
+  vhostSelect.replaceChildren(h("option", { value: "" }, "All"), ...vhosts.map((v) => h("option", { value: v.name }, v.name)));
+  vhostSelect.value = vhosts.some((v) => v.name === chosen) ? chosen : "";
 }
 
 async function start() {
+  let me;
   try {
-    const me = await api("/api/whoami");
-    document.getElementById("who").textContent = me.name;
-  } catch (e) { return; }
-  document.getElementById("login").hidden = true;
-  const nav = document.getElementById("nav");
-  for (const name of Object.keys(TABS)) {
-    const a = Object.assign(document.createElement("a"), { textContent: name });
-    a.onclick = () => show(name);
-    nav.appendChild(a);
+    me = await api("/api/whoami");
+  } catch (e) {
+    showLogin(e.status === 401 && e.message !== "Login failed" ? e.message : "");
+    return;
   }
-  show(current);
-  timer = setInterval(refresh, 5000);
+  document.getElementById("login").hidden = true;
+  document.getElementById("who").textContent = me.name;
+  const isAdmin = me.tags.includes("administrator");
+  const isPolicymaker = isAdmin || me.tags.includes("policymaker");
+  nav.replaceChildren(...TABS.filter(([name]) => name !== "Admin" || isPolicymaker).map(([name, href]) => h("a", { href }, name)));
+  nav.hidden = false;
+  document.getElementById("controls").hidden = false;
+  refreshSelect.value = localStorage.getItem("warren-refresh") || "5";
+  await fillVhosts().catch(() => {});
+  // Only now: a hash change while logging in must not mount a page that this route() replaces.
+  user = me;
+  schedule();
+  await route();
 }
 
-document.getElementById("login").onsubmit = (event) => {
-  event.preventDefault();
-  auth = btoa(document.getElementById("u").value + ":" + document.getElementById("p").value);
-  sessionStorage.setItem("warren-auth", auth);
-  start().then(() => { if (!auth) document.getElementById("lerr").textContent = "Login failed"; });
-};
+function showLogin(message = "") {
+  user = null;
+  current = null;
+  clearInterval(timer);
+  nav.hidden = true;
+  document.getElementById("controls").hidden = true;
+  view.replaceChildren();
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = message;
+  document.getElementById("login-user").focus();
+}
 
-if (auth) start(); else logout();
+document.getElementById("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  setCredentials(document.getElementById("login-user").value, document.getElementById("login-pass").value);
+  try {
+    await api("/api/whoami");
+  } catch (e) {
+    forget();
+    showLogin(e.status === 401 ? (e.message === "Login failed" ? "Wrong user name or password." : e.message) : e.message);
+    return;
+  }
+  document.getElementById("login-pass").value = "";
+  start();
+});
+document.getElementById("logout").addEventListener("click", () => { forget(); showLogin(); });
+refreshSelect.addEventListener("change", schedule);
+vhostSelect.addEventListener("change", () => { localStorage.setItem("warren-vhost", vhostSelect.value); route(); });
+window.addEventListener("hashchange", route);
+whenLoggedOut(() => showLogin("Your session ended: log in again."));
+
+if (loggedIn()) start(); else showLogin();

@@ -8,7 +8,8 @@ way the AMQP channel does; broker errors become ``AdminError``s carrying RabbitM
 
 Its parts, by concern: base.py (lookups, permission checks, conversions), node.py, live.py
 (connections, channels, consumers), topology.py (exchanges, queues, bindings), messages.py
-(publish, get) and access.py (vhosts, users, permissions, policies, definitions).
+(publish, get), moving.py (messages from queue to queue) and access.py (vhosts, users,
+permissions, policies, definitions).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from warrenmq.server.admin.access import AccessOps
 from warrenmq.server.admin.base import plain
 from warrenmq.server.admin.live import LiveViews
 from warrenmq.server.admin.messages import MessageOps
+from warrenmq.server.admin.moving import MoveOps
 from warrenmq.server.admin.node import NodeViews
 from warrenmq.server.admin.topology import TopologyOps
 
 ALIVENESS_QUEUE = "aliveness-test"
 
 
-class NodeAdmin(NodeViews, LiveViews, TopologyOps, MessageOps, AccessOps):
+class NodeAdmin(NodeViews, LiveViews, TopologyOps, MessageOps, MoveOps, AccessOps):
     """``warrenmq.admin.Admin`` over a Node."""
 
     def aliveness_test(self, vhost: str, as_user: str | None = None) -> None:

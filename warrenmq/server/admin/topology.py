@@ -122,6 +122,19 @@ class TopologyOps(AdminBase):
         unacked = self._unacked_bytes()
         return [self._queue_info(v, q, unacked) for v in self._vhosts(vhost) for q in list(v.queues.values())]
 
+    def queue_names(self, vhost: str | None = None) -> list[tuple[str, str]]:
+        return [(v.name, name) for v in self._vhosts(vhost) for name in list(v.queues)]
+
+    def queues_named(self, names: list[tuple[str, str]]) -> list[admin.QueueInfo]:
+        unacked = self._unacked_bytes()
+        out = []
+        for vhost, name in names:
+            v = self.broker.vhosts.get(vhost)
+            q = v.queues.get(name) if v is not None else None
+            if v is not None and q is not None:
+                out.append(self._queue_info(v, q, unacked))
+        return out
+
     def queue(self, vhost: str, name: str) -> admin.QueueInfo:
         v = self._vhost(vhost)
         q = v.queues.get(name)
