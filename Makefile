@@ -1,6 +1,6 @@
 # WarrenMQ — two commands do everything on a machine with only python3 and make:
 #   make run    start the broker (AMQP on 5672, data in ./warren-data)
-#   make test   install what the tests need and run them
+#   make test   install what the tests need and run them (all but the tests marked slow)
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -8,7 +8,7 @@ STAMP = $(VENV)/.installed-dev
 SPEC ?= ../shared/spec/amqp-rabbitmq-0.9.1.json
 ARGS ?=
 
-.PHONY: run test lint unit interop codegen check-codegen clean bench bench-smoke profile fuzz soak
+.PHONY: run test lint unit interop cluster-test codegen check-codegen clean bench bench-smoke profile fuzz soak
 
 # Installing also compiles the frame splitter (setup.py); its source changing means rebuilding.
 $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.pxd
@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.p
 run: $(STAMP)
 	$(BIN)/warren-server $(ARGS)
 
+# The long fault-injection runs (marked slow) are left to `make cluster-test`.
 test: $(STAMP) check-codegen lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check warrenmq tests tools
@@ -32,6 +33,10 @@ unit: $(STAMP)
 
 interop: $(STAMP)
 	$(BIN)/python -m pytest -q tests/interop
+
+# Every cluster test, the slow SIGKILL/SIGSTOP runs included (etcd comes from the dev extra).
+cluster-test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster $(ARGS)
 
 # The protocol module is generated from RabbitMQ's spec JSON (kept outside this repository).
 codegen: $(STAMP)
