@@ -8,7 +8,7 @@ STAMP = $(VENV)/.installed-dev
 SPEC ?= ../shared/spec/amqp-rabbitmq-0.9.1.json
 ARGS ?=
 
-.PHONY: run test lint unit interop cluster-test codegen check-codegen clean bench bench-smoke profile fuzz soak
+.PHONY: run cluster test lint unit interop cluster-test codegen check-codegen clean bench bench-smoke profile fuzz soak
 
 # Installing also compiles the frame splitter (setup.py); its source changing means rebuilding.
 $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.pxd
@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.p
 
 run: $(STAMP)
 	$(BIN)/warren-server $(ARGS)
+
+# etcd and three nodes in the foreground (Ctrl-C stops them): AMQP 5672-5674, management
+# 15672-15674, cluster links 25672-25674, etcd 2379/2380; data and logs in ./warren-cluster.
+# make cluster ARGS="--nodes 5"   (options: python tools/warren_cluster.py --help)
+cluster: $(STAMP)
+	$(BIN)/python tools/warren_cluster.py --nodes 3 --amqp-port 5672 --management-port 15672 \
+		--cluster-port 25672 --etcd-port 2379 --etcd-peer-port 2380 --data-dir ./warren-cluster $(ARGS)
 
 # The long fault-injection runs (marked slow) are left to `make cluster-test`.
 test: $(STAMP) check-codegen lint
