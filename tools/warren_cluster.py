@@ -264,6 +264,8 @@ def server_command(
     """A warren-server command line; without etcd endpoints, a standalone node."""
     cmd = [
         sys.executable, "-m", "warrenmq.server.main",
+        "--host", LOOPBACK,  # a local cluster: nothing reachable from elsewhere (guest logs in)
+        "--management-host", LOOPBACK,
         "--port", str(port),
         "--management-port", str(management_port),
         "--data-dir", str(data_dir),
@@ -390,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="warren_cluster.py",
         description="Run etcd and N WarrenMQ cluster nodes on loopback, in the foreground.",
-        epilog="Arguments after -- go to every warren-server (e.g. -- --log-level debug).",
+        epilog="Nodes listen on 127.0.0.1 only.  Arguments after -- go to every warren-server"
+        " (e.g. -- --log-level debug, or -- --host 0.0.0.0 to be reachable from elsewhere).",
     )
     p.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     p.add_argument("--name", default="local", help="cluster name: etcd keys live under /warren/NAME/ (default local)")
