@@ -192,7 +192,12 @@ def test_wait_settled_wakes_on_the_last_ack(h: History) -> None:
     h.confirm("m", "p0")
     assert h.unsettled() == {"m"}
     assert not h.wait_settled(0.05)
-    acker = threading.Thread(target=lambda: (h.deliver("m", "c0", "node1", False), h.ack("m", "c0")))
+
+    def consume() -> None:
+        h.deliver("m", "c0", "node1", False)
+        h.ack("m", "c0")
+
+    acker = threading.Thread(target=consume)
     acker.start()
     assert h.wait_settled(10)
     acker.join()
