@@ -125,10 +125,20 @@ class ServerProcess:
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait: a clean shutdown."""
+        self.terminate()
+        return self.wait(timeout)
+
+    def terminate(self) -> None:
+        """Ask for a clean shutdown (SIGTERM) without waiting; send it once: a second SIGTERM
+        during the shutdown may find the default handler back and kill the process."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a paused server would never see the SIGTERM
             self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the process to exit (and its log to be read); its exit code."""
+        assert self.proc is not None
         code = self.proc.wait(timeout)
         if self._reader is not None:
             self._reader.join(5)

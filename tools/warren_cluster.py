@@ -187,12 +187,18 @@ class LoggedProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
 
-    def terminate(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM (after SIGCONT, in case it is frozen); SIGKILL if it does not exit in time."""
-        if self.proc is None:
-            return None
+    def request_stop(self) -> None:
+        """SIGTERM (after SIGCONT, in case it is frozen), without waiting.  Once only: a second
+        SIGTERM during the shutdown may find the default handler back and kill the process."""
         self.signal(signal.SIGCONT)
         self.signal(signal.SIGTERM)
+
+    def terminate(self, timeout: float = 20.0, requested: bool = False) -> int | None:
+        """A clean stop (request_stop() unless ``requested``); SIGKILL if it does not exit in time."""
+        if self.proc is None:
+            return None
+        if not requested:
+            self.request_stop()
         code = self.wait_exit(timeout)
         if code is None:
             self.kill()
@@ -376,10 +382,9 @@ class LocalCluster:
     def stop(self) -> None:
         self.stopping.set()
         for node in self.nodes:  # SIGTERM to all first: they shut down in parallel
-            node.signal(signal.SIGCONT)
-            node.signal(signal.SIGTERM)
+            node.request_stop()
         for node in self.nodes:
-            code = node.terminate(self.args.timeout)
+            code = node.terminate(self.args.timeout, requested=True)
             print(f"{node.name} stopped (code {code})", flush=True)
         if self.etcd is not None:  # last: the nodes may talk to it while leaving
             code = self.etcd.terminate()

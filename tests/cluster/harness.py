@@ -229,17 +229,16 @@ class Cluster:
         codes: dict[str, int | None] = {}
         for node in self.nodes:
             if node.running():  # all first, so that they shut down together
-                node.cont()
-                assert node.proc is not None
-                node.proc.send_signal(signal.SIGTERM)
+                node.terminate()
         for node in self.nodes:
             if node.proc is None:
                 continue
             try:
-                codes[node.name] = node.stop(timeout)
+                codes[node.name] = node.wait(timeout)
             except subprocess.TimeoutExpired:
                 node.kill()
                 codes[node.name] = None
+            node.paused = False
         self.etcd.cont()
         codes["etcd"] = self.etcd.stop() if self.etcd.running() else None
         self.save_logs()
