@@ -287,6 +287,15 @@ class Cluster:
         info: dict[str, Any] = self.api(f"/api/queues/{urllib.parse.quote(vhost, safe='')}/{name}")
         return info
 
+    def registered_nodes(self) -> set[str]:
+        """Names of the nodes registered (under their lease) in etcd: ``<prefix>nodes/<node>``."""
+        keys = self.etcd.get_prefix(self.prefix + "nodes/")
+        return {key.rsplit("/", 1)[1] for key in keys}
+
+    def wait_for_registered(self, names: set[str], timeout: float = 30.0) -> None:
+        """Until exactly these nodes are registered in etcd (a killed node's lease must expire)."""
+        wait_until(lambda: self.registered_nodes() == names, timeout, f"registered nodes == {sorted(names)}")
+
     def running_members(self) -> set[str]:
         """Names of the nodes /api/nodes says are running."""
         return {n["name"] for n in self.api("/api/nodes") if n.get("running")}

@@ -135,16 +135,29 @@ def test_cluster_node_command_line(tmp_path: Path) -> None:
     assert node.command()[node.command().index("--port") + 1] == "41234"
 
 
-def test_a_cluster_starts_its_nodes_and_survives_a_node_restart(cluster: Cluster) -> None:
+def test_a_cluster_starts_its_nodes_and_survives_node_faults(cluster: Cluster) -> None:
     """Needs the server side (warren-server --cluster); skipped until then."""
+    names = {"node1", "node2", "node3"}
     assert len({n.port for n in cluster.nodes}) == 3
-    cluster.wait_for_members(3)
-    assert cluster.etcd.get_prefix(cluster.prefix), "no keys under the cluster's prefix"
-    node2 = cluster.nodes[1]
-    port = node2.port
+    cluster.wait_for_registered(names)
+    node2, node3 = cluster.nodes[1], cluster.nodes[2]
+    port, management_port = node2.port, node2.management_port
     node2.kill()
-    wait_until(lambda: len(cluster.running_members()) == 2, 30, "node2 seen as down")
+    cluster.wait_for_registered(names - {"node2"})  # its lease expired
     node2.restart(timeout=60)
-    assert node2.port == port
-    cluster.wait_for_members(3)
+    assert (node2.port, node2.management_port) == (port, management_port)
+    cluster.wait_for_registered(names)
+    node3.stop_process()
+    assert cluster.api("/api/overview")  # answered by a node that is not frozen
+    node3.cont()
+    cluster.etcd.restart()
+    cluster.wait_for_registered(names)
+    codes = cluster.stop()
+    assert [codes[n] for n in sorted(names)] == [0, 0, 0], cluster.log_tails()
 
+
+def test_api_nodes_lists_every_member(cluster: Cluster) -> None:
+    """Needs the server side, and /api/nodes listing the cluster's members (the brief's interface)."""
+    assert cluster.wait_for_members(3) == {"node1", "node2", "node3"}
+    cluster.nodes[0].kill()
+    wait_until(lambda: cluster.running_members() == {"node2", "node3"}, 30, "node1 seen as down")
