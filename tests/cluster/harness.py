@@ -195,9 +195,22 @@ class Cluster:
         self.base_dir = base_dir
         self.name = name or f"t{uuid.uuid4().hex[:8]}"
         self.etcd = etcd or EtcdProcess(base_dir / "etcd")
-        self.nodes = [
-            ClusterNode(f"node{i + 1}", base_dir / f"node{i + 1}", self.cluster_url, *node_args) for i in range(nodes)
-        ]
+        self.node_args = node_args
+        self.nodes: list[ClusterNode] = []
+        for _ in range(nodes):
+            self._new_node()
+
+    def _new_node(self) -> ClusterNode:
+        name = f"node{len(self.nodes) + 1}"
+        node = ClusterNode(name, self.base_dir / name, self.cluster_url, *self.node_args)
+        self.nodes.append(node)
+        return node
+
+    def add_node(self, timeout: float = 60.0) -> ClusterNode:
+        """Start one more node (nodeN+1) that joins the running cluster."""
+        node = self._new_node()
+        node.start(timeout)
+        return node
 
     @property
     def cluster_url(self) -> str:

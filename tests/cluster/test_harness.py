@@ -152,8 +152,13 @@ def test_a_cluster_starts_its_nodes_and_survives_node_faults(cluster: Cluster) -
     node3.cont()
     cluster.etcd.restart()
     cluster.wait_for_registered(names)
+    assert cluster.add_node().name == "node4"
+    names.add("node4")
+    cluster.wait_for_registered(names)
     codes = cluster.stop()
-    assert [codes[n] for n in sorted(names)] == [0, 0, 0], cluster.log_tails()
+    # Not node4's: warren-server logs its startup line just before it installs its SIGTERM
+    # handler, so a node stopped the moment it started may die of the signal (reported).
+    assert [codes[n] for n in ("node1", "node2", "node3")] == [0, 0, 0], cluster.log_tails()
 
 
 def test_api_nodes_lists_every_member(cluster: Cluster) -> None:
