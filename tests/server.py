@@ -34,6 +34,24 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def wait_stopped(pid: int, stopped: bool = True, timeout: float = 5.0) -> None:
+    """Until every thread of ``pid`` is stopped (state T), or none is: a signal is delivered
+    asynchronously, and a process still answering just after SIGSTOP would fool a test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue  # a thread that just ended
+        if states and all((state in "Tt") == stopped for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} not {'stopped' if stopped else 'running'} after {timeout}s: {states}")
+        time.sleep(0.005)
+
+
 class ServerProcess:
     def __init__(self, data_dir: Path | None = None, *args: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
@@ -156,12 +174,14 @@ class ServerProcess:
         """SIGSTOP: the process freezes with its sockets open (a hung or partitioned node)."""
         assert self.proc is not None and self.proc.poll() is None
         self.proc.send_signal(signal.SIGSTOP)
+        wait_stopped(self.proc.pid)
 
     def cont(self) -> None:
         """SIGCONT: a frozen process carries on."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
+            wait_stopped(self.proc.pid, stopped=False)
 
     def restart(self, timeout: float = 20.0) -> ServerProcess:
         """Start again on the same ports and data (clients reconnect to the same address).

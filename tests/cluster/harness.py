@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.server import ServerProcess, free_ports
+from tests.server import ServerProcess, free_ports, wait_stopped
 from tools.warren_cluster import LOOPBACK, EtcdServer, find_program
 
 T = TypeVar("T")
@@ -76,11 +76,15 @@ class EtcdProcess(EtcdServer):
 
     def stop_process(self) -> None:
         """SIGSTOP: etcd freezes with its sockets open (leases stop being renewed)."""
+        assert self.proc is not None and self.running()
         self.signal(signal.SIGSTOP)
+        wait_stopped(self.proc.pid)
         self.paused = True
 
     def cont(self) -> None:
         self.signal(signal.SIGCONT)
+        if self.proc is not None and self.running():
+            wait_stopped(self.proc.pid, stopped=False)
         self.paused = False
 
     def restart(self, timeout: float = 30.0) -> EtcdProcess:
