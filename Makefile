@@ -1,6 +1,6 @@
 # WarrenMQ — two commands do everything on a machine with only python3 and make:
 #   make run    start the broker (AMQP on 5672, data in ./warren-data)
-#   make test   install what the tests need and run them
+#   make test   install what the tests need and run them (all but the tests marked slow)
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -8,7 +8,7 @@ STAMP = $(VENV)/.installed-dev
 SPEC ?= ../shared/spec/amqp-rabbitmq-0.9.1.json
 ARGS ?=
 
-.PHONY: run test lint unit interop ui-test codegen check-codegen clean bench bench-smoke profile fuzz soak
+.PHONY: run cluster test lint unit interop ui-test cluster-test codegen check-codegen clean bench bench-smoke profile fuzz soak
 
 # Installing also compiles the frame splitter (setup.py); its source changing means rebuilding.
 $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.pxd
@@ -20,12 +20,23 @@ $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.p
 run: $(STAMP)
 	$(BIN)/warren-server $(ARGS)
 
-test: $(STAMP) check-codegen lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+# etcd and three nodes in the foreground (Ctrl-C stops them): AMQP 5672-5674, management
+# 15672-15674, cluster links 25672-25674, etcd 2379/2380; data and logs in ./warren-cluster.
+# make cluster ARGS="--nodes 5"   (options: python tools/warren_cluster.py --help)
+cluster: $(STAMP)
+	$(BIN)/python tools/warren_cluster.py --nodes 3 --amqp-port 5672 --management-port 15672 \
+		--cluster-port 25672 --etcd-port 2379 --etcd-peer-port 2380 --data-dir ./warren-cluster $(ARGS)
 
+# The long fault-injection runs (marked slow) are left to `make cluster-test`.
+test: $(STAMP) check-codegen lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
+
+# The cluster tests' harness, history checker and load drivers are typed as the package is
+# (checked apart: they import tools/ as a package, which mypy would see twice).
 lint: $(STAMP)
 	$(BIN)/ruff check warrenmq tests tools
 	$(BIN)/mypy warrenmq tools
+	$(BIN)/mypy tests/server.py tests/cluster
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -40,6 +51,10 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ui-test: $(STAMP)
 	[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; }
 	WARREN_UI_SCREENSHOTS=docs/ui $(BIN)/python -m pytest -q -p no:cacheprovider tests/ui
+
+# Every cluster test, the slow SIGKILL/SIGSTOP runs included (etcd comes from the dev extra).
+cluster-test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/cluster $(ARGS)
 
 # The protocol module is generated from RabbitMQ's spec JSON (kept outside this repository).
 codegen: $(STAMP)

@@ -79,7 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--start-warren", metavar="CMD", help="start WarrenMQ with this command (stopped at the end)")
     p.add_argument("--rabbit-uri", help="also run every scenario against this RabbitMQ")
     p.add_argument("--rabbit-pid", default="auto", help="PID of beam.smp (pgrep -f beam.smp), or 'auto'")
-    p.add_argument("--scenarios", help=f"comma-separated (default: all; smoke: {','.join(SMOKE_SCENARIOS)})")
+    p.add_argument(
+        "--scenarios",
+        help=f"comma-separated (default: all but the quorum ones; smoke: {','.join(SMOKE_SCENARIOS)})",
+    )
     p.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
     p.add_argument("--smoke", action="store_true", help="pipeline check: shrunk scenarios, no speed expectations")
     p.add_argument("--duration", type=float, help="seconds for the time-based scenarios (default: theirs, 10)")
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenarios:
         scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     else:
-        scenarios = SMOKE_SCENARIOS if args.smoke else list(SCENARIOS)
+        scenarios = SMOKE_SCENARIOS if args.smoke else [n for n, s in SCENARIOS.items() if s.in_bench]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = [s for s in [*scenarios, *skip] if s not in SCENARIOS]
     if unknown:

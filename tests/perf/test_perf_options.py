@@ -130,3 +130,34 @@ def test_help_text_renders() -> None:
     from warrenmq.perf.options import build_parser
 
     assert "%2F" in build_parser().format_help()
+
+
+def test_several_uris_spread_the_queues() -> None:
+    a, b = "amqp://guest:guest@127.0.0.1:5691/%2F", "amqp://guest:guest@127.0.0.1:5692/%2F"
+    cfg = parse("--uri", a, "--uri", b, "--queues", "4", "-x", "2", "-y", "4")
+    assert cfg.uri == a and cfg.broker_uris == [a, b]
+    assert parse("--uri", a).uris == [] and parse("--uri", a).broker_uris == [a]
+
+
+def test_quorum_queue_option_and_scenarios() -> None:
+    cfg = parse("--quorum-queue")
+    assert cfg.quorum and cfg.persistent
+    cfg = parse("--scenario", "quorum-spread", "--uri", "amqp://h1/%2F", "--uri", "amqp://h2/%2F", "--uri", "amqp://h3/")
+    assert (cfg.queues, cfg.producers, cfg.consumers, cfg.confirm, cfg.quorum) == (6, 6, 6, 256, True)
+    assert len(cfg.broker_uris) == 3
+    assert not SCENARIOS["quorum-spread"].in_bench and SCENARIOS["transient-16b"].in_bench
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"fanout": 2},
+        {"idle_connections": 10},
+        {"queues": 1},  # a broker without a queue
+        {"queues": 2, "producers": 1},  # a broker without a producer
+        {"queues": 2, "producers": 2, "consumers": 1},
+    ],
+)
+def test_several_uris_need_work_for_every_broker(given: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        merge({"uri": ["amqp://h1/%2F", "amqp://h2/%2F"], **given})

@@ -67,6 +67,24 @@ def test_topology_gives_every_queue_a_worker() -> None:
     assert Topology.plan(PerfConfig(), run_id="t").consumer_queues(3, 4) == ["perf-t-q0"]
 
 
+def test_topology_over_several_brokers_keeps_each_workers_queues_on_its_broker() -> None:
+    uris = ["amqp://h1/%2F", "amqp://h2/%2F", "amqp://h3/%2F"]
+    topo = Topology.plan(PerfConfig(uris=uris, queues=6, quorum=True), run_id="t")
+    assert topo.durable and topo.arguments == {"x-queue-type": "quorum"}
+    assert topo.by_broker() == [
+        (uris[0], ("perf-t-q0", "perf-t-q3")),
+        (uris[1], ("perf-t-q1", "perf-t-q4")),
+        (uris[2], ("perf-t-q2", "perf-t-q5")),
+    ]
+    home = {q: uri for uri, queues in topo.by_broker() for q in queues}
+    for workers in (3, 4, 6, 7):
+        consumed = [q for j in range(workers) for q in topo.consumer_queues(j, workers)]
+        assert set(consumed) == set(topo.queues), workers
+        for i in range(workers):
+            assert {home[t.routing_key] for t in topo.producer_targets(i, workers)} == {topo.uri_of(i)}
+            assert {home[q] for q in topo.consumer_queues(i, workers)} == {topo.uri_of(i)}
+
+
 def test_fanout_topology() -> None:
     topo = Topology.plan(PerfConfig(fanout=4), run_id="t")
     assert topo.exchange == "perf-t-fanout" and topo.deliveries_per_message == 4

@@ -40,7 +40,7 @@ def run_backlog(ctx: RunContext) -> None:
     if cfg.confirm and not ctx.wait_until(lambda: pool.totals()[CONFIRMED] >= n, cfg.drain_timeout):
         raise TimeoutError(f"only {pool.totals()[CONFIRMED]} of {n} messages confirmed")
     expected_depth = n * ctx.topo.deliveries_per_message
-    depth = asyncio.run(topology.wait_for_depth(cfg.uri, ctx.topo, expected_depth, publish_timeout))
+    depth = asyncio.run(topology.wait_for_depth(ctx.topo, expected_depth, publish_timeout))
     published_at = time.monotonic()
     ctx.record_cpu(before, ctx.marks(), prefix="backlog_")
     if depth < expected_depth:

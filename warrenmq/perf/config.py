@@ -15,7 +15,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class PerfConfig:
-    uri: str = DEFAULT_URI
+    uri: str = DEFAULT_URI  # the first broker (reports, --broker-pid auto)
+    # Several brokers (cluster nodes or separate servers): queue i lives on uris[i % k] and its
+    # producers and consumers connect there.  Empty = just ``uri``.
+    uris: list[str] = field(default_factory=list)
     producers: int = 1
     consumers: int = 1
     size: int = 12  # PerfTest's default message size
@@ -27,6 +30,7 @@ class PerfConfig:
     confirm: int | None = None  # outstanding-confirm window
     fanout: int = 0  # >0: a fanout exchange to this many queues
     queues: int = 1
+    quorum: bool = False  # x-queue-type: quorum (durable queues, persistent messages)
     rate: float | None = None  # msg/s over all producers
     latency: bool = False  # embed timestamps even without --rate
     duration: float = 10.0
@@ -57,6 +61,10 @@ class PerfConfig:
         if self.backlog is not None:
             return "backlog"
         return "throughput"
+
+    @property
+    def broker_uris(self) -> list[str]:
+        return self.uris or [self.uri]
 
     @property
     def queue_count(self) -> int:
@@ -113,6 +121,18 @@ class PerfConfig:
             raise ConfigError("nothing to do: no producers and no consumers")
         if self.mode == "backlog" and self.producers == 0:
             raise ConfigError("--backlog needs at least one producer")
+        brokers = len(self.broker_uris)
+        if brokers > 1:
+            # Every broker gets queues, and every queue's workers connect to its broker.
+            if self.fanout:
+                raise ConfigError("--fanout works with one --uri")
+            if self.mode == "idle":
+                raise ConfigError("--idle-connections works with one --uri")
+            if self.queues < brokers:
+                raise ConfigError(f"{brokers} URIs need --queues {brokers} or more (a queue per broker at least)")
+            for role, count in (("producers", self.producers), ("consumers", self.consumers)):
+                if 0 < count < brokers:
+                    raise ConfigError(f"{brokers} URIs need --{role} 0 or at least {brokers}")
         if self.broker_pid is not None and self.broker_pid <= 0:
             raise ConfigError("--broker-pid must be a process id")
         if not self.auto_ack and self.qos and self.multi_ack_every > self.qos:

@@ -54,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load generator for AMQP 0-9-1 brokers (PerfTest-style).",
         argument_default=S,
     )
-    p.add_argument("--uri", "-H", dest="uri", help="broker URI (default " + DEFAULT_URI.replace("%", "%%") + ")")
+    p.add_argument(
+        "--uri",
+        "-H",
+        dest="uri",
+        action="append",
+        help="broker URI (default " + DEFAULT_URI.replace("%", "%%") + "); repeat it for several brokers:"
+        " queue i then lives on URI i mod k, and its producers and consumers connect there",
+    )
     p.add_argument(
         "--scenario",
         "-S",
@@ -106,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--fanout", type=int, help="publish to a fanout exchange bound to N queues")
     g.add_argument("--queues", type=int, help="spread producers and consumers over N queues")
+    g.add_argument(
+        "--quorum-queue",
+        dest="quorum",
+        action="store_true",
+        help="declare quorum queues (x-queue-type: quorum; durable, persistent messages)",
+    )
     g.add_argument(
         "-r",
         "--rate",
@@ -218,9 +231,18 @@ def merge(given: dict[str, Any]) -> PerfConfig:
         values["persistent"] = True
     if "mandatory" in flags:
         values["mandatory"] = True
+    uris = given.pop("uri", None)
+    if isinstance(uris, list):  # --uri given once or more
+        given["uri"] = uris[0]
+        given["uris"] = uris if len(uris) > 1 else []
+    elif uris is not None:
+        given["uri"] = uris
     values.update(given)
+    if values.get("quorum"):
+        values["persistent"] = True  # as PerfTest's --quorum-queue
     try:
-        parse_uri(values.get("uri", DEFAULT_URI))
+        for uri in values.get("uris") or [values.get("uri", DEFAULT_URI)]:
+            parse_uri(uri)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if values.get("broker_pid") == "auto":

@@ -75,6 +75,7 @@ class RunContext:
                     rate=None if cfg.rate is None else cfg.rate / n,
                     timestamps=cfg.timestamps,
                     limit=share,
+                    uri=self.topo.uri_of(i),
                 )
             )
         procs = cfg.processes_for(n, cfg.producer_processes)
@@ -93,6 +94,7 @@ class RunContext:
                 ack_every=cfg.ack_every,
                 timestamps=cfg.timestamps,
                 consume_on_go=consume_on_go,
+                uri=self.topo.uri_of(j),
             )
             for j in range(n)
         ]
@@ -219,12 +221,11 @@ class RunContext:
 
 def execute(cfg: PerfConfig, command: str = "") -> Report:
     """Run the configured benchmark and return its report."""
-    uri = parse_uri(cfg.uri)
     report = Report(
         mode=cfg.mode,
         scenario=cfg.scenario,
         broker="",
-        uri=uri.redacted(),
+        uri=", ".join(parse_uri(u).redacted() for u in cfg.broker_uris),
         command=command,
         config=cfg.to_dict(),
     )
@@ -235,7 +236,7 @@ def execute(cfg: PerfConfig, command: str = "") -> Report:
         ctx.sampler.start()
     try:
         if needs_queues:
-            report.broker = asyncio.run(topology.declare(cfg.uri, ctx.topo))
+            report.broker = asyncio.run(topology.declare(ctx.topo))
             declared = True
         if cfg.mode == "idle":
             from .idle import run_idle
@@ -256,7 +257,7 @@ def execute(cfg: PerfConfig, command: str = "") -> Report:
         ctx.pool.shutdown()
         if declared:
             try:
-                asyncio.run(topology.delete(cfg.uri, ctx.topo))
+                asyncio.run(topology.delete(ctx.topo))
             except Exception as e:
                 report.errors.append(f"clean-up failed: {type(e).__name__}: {e}")
         if ctx.sampler is not None:

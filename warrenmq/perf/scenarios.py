@@ -24,6 +24,8 @@ class Scenario:
     needs_broker_pid: bool = False
     # Options that make the scenario a few-second smoke test (tests, bench-smoke).
     smoke: dict[str, Any] = field(default_factory=dict)
+    # Run by bench/compare.py when no scenarios are named (the cluster ones are asked for).
+    in_bench: bool = True
 
 
 _RATES = (
@@ -167,6 +169,47 @@ SCENARIOS: dict[str, Scenario] = {
                 Headline("latency_p999_ms", "latency p99.9 ms", "lower"),
             ),
             smoke={"duration": 1.0, "rate": 200.0},
+        ),
+        Scenario(
+            "quorum-confirm",
+            "1 -> 1, 16 B persistent messages to a quorum queue, confirm window 256, manual ack",
+            {
+                "producers": 1,
+                "consumers": 1,
+                "size": 16,
+                "quorum": True,
+                "persistent": True,
+                "confirm": 256,
+                "qos": 1000,
+                "multi_ack_every": 100,
+            },
+            (
+                Headline("confirm_rate", "confirmed msg/s", "higher"),
+                Headline("consume_rate", "consume msg/s", "higher"),
+            ),
+            smoke=_SHORT,
+            in_bench=False,
+        ),
+        Scenario(
+            "quorum-spread",
+            "6 quorum queues, 1 -> 1 each, 16 B persistent, confirm window 256; queue i on --uri i mod k",
+            {
+                "producers": 6,
+                "consumers": 6,
+                "queues": 6,
+                "size": 16,
+                "quorum": True,
+                "persistent": True,
+                "confirm": 256,
+                "qos": 1000,
+                "multi_ack_every": 100,
+            },
+            (
+                Headline("confirm_rate", "confirmed msg/s (all queues)", "higher"),
+                Headline("consume_rate", "consume msg/s (all queues)", "higher"),
+            ),
+            smoke=_SHORT,
+            in_bench=False,
         ),
         Scenario(
             "backlog-1m",

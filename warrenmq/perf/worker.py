@@ -45,6 +45,7 @@ class ProducerPlan:
     rate: float | None = None
     timestamps: bool = False
     limit: int | None = None
+    uri: str = ""  # its broker when there are several ("" = the worker's)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ConsumerPlan:
     ack_every: int = 1
     timestamps: bool = False
     consume_on_go: bool = False  # backlog: stay idle until told to drain
+    uri: str = ""  # its broker when there are several ("" = the worker's)
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,9 @@ class Worker:
     def _send(self, kind: str, payload: dict[str, Any]) -> None:
         self.pipe.send((kind, payload))
 
-    async def _connect(self, role: str, index: int) -> AmqpConnection:
+    async def _connect(self, role: str, index: int, uri: str = "") -> AmqpConnection:
         name = f"warren-perf {role} {self.plan.name}.{index}"
-        conn = await connect(self.uri, name=name, timeout=self.plan.connect_timeout)
+        conn = await connect(parse_uri(uri) if uri else self.uri, name=name, timeout=self.plan.connect_timeout)
         try:
             await asyncio.wait_for(ops.channel_open(conn, CHANNEL), self.plan.connect_timeout)
         except BaseException:
@@ -203,7 +205,7 @@ class Worker:
     async def _run_clients(self) -> None:
         broker = ""
         for i, pp in enumerate(self.plan.producers):
-            conn = await self._connect("producer", i)
+            conn = await self._connect("producer", i, pp.uri)
             broker = broker_description(conn.server_properties)
             pub = Publisher(
                 conn,
@@ -220,7 +222,7 @@ class Worker:
             await pub.setup()
             self.publishers.append(pub)
         for i, cp in enumerate(self.plan.consumers):
-            conn = await self._connect("consumer", i)
+            conn = await self._connect("consumer", i, cp.uri)
             broker = broker_description(conn.server_properties)
             mode = ACK_NONE if cp.auto_ack else ACK_MULTIPLE if cp.ack_every > 1 else ACK_EACH
             conn.enable_consumer(ack_mode=mode, ack_every=cp.ack_every, measure_latency=cp.timestamps)
