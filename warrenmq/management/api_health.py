@@ -139,7 +139,7 @@ async def aliveness(request: web.Request) -> web.Response:
     if vhost not in {v.name for v in ctx.admin.vhosts()}:
         raise object_not_found()
     try:
-        ctx.admin.aliveness_test(vhost, p.name)
+        await ctx.admin.aliveness_test_async(vhost, p.name)
     except admin.BadRequest as exc:
         return _failed(request, exc.reason)
     return _ok(request)

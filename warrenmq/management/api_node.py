@@ -91,7 +91,7 @@ async def import_definitions(request: web.Request) -> web.Response:
     else:
         doc = await body_json(request)
     try:
-        context(request).admin.import_definitions(doc, vhost)
+        await context(request).admin.import_definitions_async(doc, vhost)
     except admin.NotFound:
         raise bad_request("vhost_not_found") from None
     return no_content()

@@ -320,7 +320,7 @@ def queue_json(
         "messages_unacknowledged_details": rates.details(key, "messages_unacknowledged"),
         "messages_unacknowledged_ram": q.messages_unacknowledged,
         "name": q.name,
-        "node": node,
+        "node": q.node or node,
         "operator_policy": None,
         "policy": q.policy,
         "reductions": 0,
@@ -333,7 +333,7 @@ def queue_json(
     if q.idle_since is not None:
         out["idle_since"] = timestamp(q.idle_since)
     if q.type == "quorum":
-        out.update(leader=node, members=[node], online=[node])
+        out.update(leader=q.leader or node, members=q.members or [node], online=q.online if q.members else [node])
     else:
         out["storage_version"] = 1
     if q.owner is not None:
