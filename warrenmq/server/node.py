@@ -281,7 +281,13 @@ class Node:
         from warrenmq.management.server import serve
         from warrenmq.server.admin import NodeAdmin
 
-        api: Admin = NodeAdmin(self)  # checked by mypy: NodeAdmin implements the interface
+        api: Admin  # checked by mypy: both implement the interface
+        if self.cluster is not None:
+            from warrenmq.server.admin.cluster import ClusterAdmin
+
+            api = ClusterAdmin(self)
+        else:
+            api = NodeAdmin(self)
         settings = self.settings
         https = self.management_tls_wanted()
         self.management = await serve(
