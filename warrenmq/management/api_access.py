@@ -42,7 +42,10 @@ async def _settled(request: web.Request) -> None:
 async def list_vhosts(request: web.Request) -> web.Response:
     ctx = context(request)
     p = principal(request)
-    items = [render.vhost_json(v, ctx.rates, ctx.node_name) for v in ctx.admin.vhosts() if p.sees_vhost(v.name)]
+    cluster = ctx.admin.cluster()
+    items = [
+        render.vhost_json(v, ctx.rates, ctx.node_name, cluster) for v in ctx.admin.vhosts() if p.sees_vhost(v.name)
+    ]
     return reply_list(items, request, ("name",))
 
 
@@ -54,7 +57,7 @@ async def get_vhost(request: web.Request) -> web.Response:
         info = ctx.admin.vhost(name)
     except admin.NotFound:
         raise object_not_found() from None
-    return reply(render.vhost_json(info, ctx.rates, ctx.node_name), request)
+    return reply(render.vhost_json(info, ctx.rates, ctx.node_name, ctx.admin.cluster()), request)
 
 
 async def put_vhost(request: web.Request) -> web.Response:

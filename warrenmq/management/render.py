@@ -372,10 +372,11 @@ def binding_json(b: admin.BindingInfo) -> dict[str, Any]:
 # -- access control ---------------------------------------------------------------------------
 
 
-def vhost_json(v: admin.VHostInfo, rates: Rates, node: str) -> dict[str, Any]:
+def vhost_json(v: admin.VHostInfo, rates: Rates, node: str, cluster: admin.ClusterInfo | None = None) -> dict[str, Any]:
     key = ("vhost", v.name)
+    states = {m.name: "running" if m.running else "nodedown" for m in cluster.members} if cluster else {node: "running"}
     return {
-        "cluster_state": {node: "running"},
+        "cluster_state": states,
         "default_queue_type": "undefined",
         "description": v.description,
         "message_stats": with_rates(v.message_stats, rates, key),

@@ -24,15 +24,17 @@ log = logging.getLogger("warrenmq.management")
 class ManagementServer:
     """A running management listener."""
 
-    def __init__(self, runner: web.AppRunner, rates: Rates, host: str, port: int) -> None:
+    def __init__(self, runner: web.AppRunner, ctx: Context, host: str, port: int) -> None:
         self.runner = runner
-        self.rates = rates
+        self.rates = ctx.rates
+        self.ctx = ctx
         self.host = host
         self.port = port
 
     async def stop(self) -> None:
         await self.rates.stop()
         await self.runner.cleanup()
+        await self.ctx.peers.close()
 
 
 async def serve(
@@ -63,4 +65,4 @@ async def serve(
         what = "management API" if protocol == "http" else "management API (HTTPS)"
         log.info("%s listening on %s:%d", what, f"[{shown}]" if ":" in shown else shown, bound)
         first = first or bound
-    return ManagementServer(runner, rates, shown, first)
+    return ManagementServer(runner, ctx, shown, first)
