@@ -227,3 +227,12 @@ def test_import_from_stdin(ctl: Ctl, api: Api, vhost: str) -> None:
     result = ctl.program("import_definitions", "-", "-q", "--management-port", str(ctl.port), stdin=json.dumps(doc))
     assert (result.code, result.out, result.err) == (0, "", "")
     assert api.ok(f"/api/queues/{q(vhost)}/from-stdin")["durable"] is True
+
+
+def test_output_into_a_closed_pipe_ends_quietly(ctl: Ctl, api: Api, vhost: str) -> None:
+    """``warrenctl list_queues | head -1``: the reader is gone; no traceback, SIGPIPE's status."""
+    for i in range(3):
+        assert api.put(f"/api/queues/{q(vhost)}/piped-{i}").status == 201
+    for command in (["list_queues", "-p", vhost], ["status"], ["--help"]):
+        result = ctl.into_closed_pipe(*command)
+        assert (result.code, result.err) == (141, ""), command

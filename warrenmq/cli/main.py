@@ -21,6 +21,7 @@ from warrenmq.cli.lists import LISTS, CommandError
 from warrenmq.cli.output import Printer
 
 PROG = "warrenctl"
+EX_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE
 GLOBAL_USAGE = (
     f"{PROG} [--host <host>] [--management-port <port>] [--username <user>] [--password <password>] [--quiet]"
 )
@@ -187,9 +188,23 @@ def _client(options: dict[str, Any], environ: dict[str, str]) -> tuple[Client, s
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout
-    err = err or sys.stderr
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv), out, err or sys.stderr)
+        out.flush()  # here, where a closed pipe can still be told from a failure
+    except BrokenPipeError:
+        # Whoever read the output stopped (warrenctl list_queues | head): as a Unix tool, stop
+        # quietly.  stdout is pointed at /dev/null so that the interpreter's last flush of what
+        # is still buffered does not complain either.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return EX_PIPE
+    return code
+
+
+def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
         options, positional = parse(argv)
     except UsageError as exc:
