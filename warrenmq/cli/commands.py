@@ -383,13 +383,29 @@ def status(ctx: Ctx) -> int:
 
     overview = ctx.client.get("/api/overview")
     nodes = ctx.client.get("/api/nodes")
-    node = nodes[0] if nodes else {}
+    # In a cluster every member is listed: this node is the one the overview names.
+    node = next((n for n in nodes if n.get("name") == overview.get("node")), nodes[0] if nodes else {})
     vhosts = len(ctx.client.get("/api/vhosts?columns=name"))
     ctx.printer.info(f"Status of node {overview.get('node', '')} ...")
     if ctx.printer.formatter == "json":
         ctx.printer.line(json.dumps(status_json(overview, node, vhosts), separators=(",", ":")))
     else:
         ctx.printer.line(status_text(overview, node, vhosts))
+    return 0
+
+
+def cluster_status(ctx: Ctx) -> int:
+    from warrenmq.cli.cluster_status import cluster_status_json, cluster_status_text
+
+    overview = ctx.client.get("/api/overview?columns=node,cluster_name")
+    nodes = ctx.client.get("/api/nodes")
+    flags = ctx.client.get("/api/feature-flags")
+    name = str(overview.get("cluster_name", ""))
+    ctx.printer.info(f"Cluster status of node {overview.get('node', '')} ...")
+    if ctx.printer.formatter == "json":
+        ctx.printer.line(json.dumps(cluster_status_json(name, nodes, flags), separators=(",", ":")))
+    else:
+        ctx.printer.line(cluster_status_text(name, nodes, flags))
     return 0
 
 

@@ -83,6 +83,7 @@ COMMANDS.update(
         "export_definitions": c.Command(c.export_definitions, 'export_definitions <file_path | "-">', 1, 1),
         "import_definitions": c.Command(c.import_definitions, 'import_definitions <file_path | "-">', 1, 1),
         "status": c.Command(c.status, "status", 0, 0, ("unit",)),
+        "cluster_status": c.Command(c.cluster_status, "cluster_status", 0, 0),
         "await_startup": c.Command(c.await_startup, "await_startup [--timeout <timeout>]", 0, 0),
         "version": c.Command(c.version, "version", 0, 0),
     }

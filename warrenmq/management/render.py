@@ -72,6 +72,7 @@ def node_json(node: admin.NodeInfo, rates: Rates, http: list[admin.Listener]) ->
         "applications": [
             {"name": "warrenmq", "description": "WarrenMQ", "version": node.version},
             {"name": "rabbitmq_management", "description": "RabbitMQ Management Console", "version": node.version},
+            {"name": "python", "description": "Python runtime", "version": node.python_version},
         ],
         "auth_mechanisms": [
             {"name": name, "description": AUTH_DESCRIPTIONS.get(name, name), "enabled": True}
