@@ -69,11 +69,24 @@ def list_command(name: str) -> Callable[[Ctx], int]:
         if spec.timeout_banner:
             ctx.printer.info(f"Timeout: {ctx.timeout if ctx.timeout is not None else 60.0} seconds ...")
         ctx.printer.info(spec.banner(ctx.vhost))
-        items = fetch(ctx.client, spec, ctx.vhost)
+        items = _where(ctx, fetch(ctx.client, spec, ctx.vhost))
         ctx.printer.rows(columns, rows(items, spec, columns), spec.streaming)
         return 0
 
     return run
+
+
+def _where(ctx: Ctx, queues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """list_queues --online / --offline (its node is reachable or not) and --local (on the node
+    asked), as rabbitmqctl."""
+    if ctx.flags.get("online") and not ctx.flags.get("offline"):
+        queues = [q for q in queues if q.get("state") != "down"]
+    elif ctx.flags.get("offline") and not ctx.flags.get("online"):
+        queues = [q for q in queues if q.get("state") == "down"]
+    if ctx.flags.get("local"):
+        node = ctx.client.get("/api/overview?columns=node").get("node")
+        queues = [q for q in queues if q.get("node") == node]
+    return queues
 
 
 def list_user_permissions(ctx: Ctx) -> int:

@@ -27,7 +27,8 @@ GLOBAL_USAGE = (
 )
 
 LIST_USAGE = {
-    "list_queues": "list_queues [--vhost <vhost>] [--no-table-headers] [<column> ...] [--timeout <timeout>]",
+    "list_queues": "list_queues [--vhost <vhost>] [--online] [--offline] [--local] [--no-table-headers] "
+    "[<column> ...] [--timeout <timeout>]",
     "list_exchanges": "list_exchanges [--vhost <vhost>] [--no-table-headers] [<column> ...]",
     "list_bindings": "list_bindings [--vhost <vhost>] [--no-table-headers] [<column> ...]",
     "list_connections": "list_connections [--no-table-headers] [<column> ...]",
@@ -38,9 +39,10 @@ LIST_USAGE = {
     "list_permissions": "list_permissions [--vhost <vhost>] [--no-table-headers]",
     "list_policies": "list_policies [--vhost <vhost>]",
 }
+LIST_FLAGS = {"list_queues": ("online", "offline", "local")}
 
 COMMANDS: dict[str, c.Command] = {
-    name: c.Command(c.list_command(name), usage, 0, None if LISTS[name].columns else 0)
+    name: c.Command(c.list_command(name), usage, 0, None if LISTS[name].columns else 0, LIST_FLAGS.get(name, ()))
     for name, usage in LIST_USAGE.items()
 }
 COMMANDS.update(
