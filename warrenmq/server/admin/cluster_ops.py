@@ -57,6 +57,8 @@ class ClusterOps(NodeAdmin):
 
     def _serving(self) -> None:
         """Messages move only while this node is sure of its membership (as for AMQP input)."""
+        if not self.c.topology.ready:  # the API listens before the node has joined
+            raise admin.Unavailable(f"node {self.c.node_name} has not joined its cluster yet")
         if not self.c.check():
             raise admin.Unavailable(
                 f"node {self.c.node_name} cannot be sure it is still a cluster member (etcd out of reach): "
