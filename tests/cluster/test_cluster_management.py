@@ -155,6 +155,27 @@ def test_writes_through_any_node_reach_every_node(cluster: LocalCluster) -> None
         assert node.api.get(f"/api/exchanges/%2F/{x}").status == 404
 
 
+def test_definitions_imported_through_one_node(cluster: LocalCluster) -> None:
+    """An import writes its exchanges, queues and bindings to etcd too: every node has them."""
+    n1, n2, n3 = cluster.nodes
+    vhost = f"imp-{uuid.uuid4().hex[:8]}"
+    doc = {
+        "vhosts": [{"name": vhost}],
+        "permissions": [{"user": "guest", "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}],
+        "exchanges": [{"name": "ix", "vhost": vhost, "type": "fanout", "durable": True, "arguments": {}}],
+        "queues": [{"name": "iq", "vhost": vhost, "durable": True, "arguments": {"x-queue-type": "quorum"}}],
+        "bindings": [{"source": "ix", "vhost": vhost, "destination": "iq", "destination_type": "queue"}],
+    }
+    assert n3.api.post("/api/definitions", doc).status == 204
+    exported = n1.api.ok("/api/definitions")
+    assert [(x["name"], x["type"]) for x in exported["exchanges"] if x["vhost"] == vhost] == [("ix", "fanout")]
+    assert [q["name"] for q in exported["queues"] if q["vhost"] == vhost] == ["iq"]
+    assert [(b["source"], b["destination"]) for b in exported["bindings"] if b["vhost"] == vhost] == [("ix", "iq")]
+    assert n2.api.ok(f"/api/queues/{vhost}/iq")["type"] == "quorum"
+    assert n2.api.delete(f"/api/vhosts/{vhost}").status == 204
+    assert n1.api.get(f"/api/queues/{vhost}/iq").status == 404
+
+
 def test_a_user_created_on_one_node_logs_in_on_another(cluster: LocalCluster) -> None:
     n1, n2, n3 = cluster.nodes
     user = f"u-{uuid.uuid4().hex[:8]}"

@@ -149,19 +149,22 @@ class ClusterAdmin(ClusterOps):
             raise admin.BadRequest("definitions must be a JSON object")
         topology_kinds = ("exchanges", "queues", "bindings")
         self.import_definitions({k: v for k, v in doc.items() if k not in topology_kinds}, vhost)
+
+        def target(entry: dict[str, Any]) -> str:
+            return vhost if vhost is not None else str(entry.get("vhost", "/"))
+
         try:
             for kind in topology_kinds:
                 for entry in doc.get(kind) or []:
-                    target = vhost if vhost is not None else str(entry.get("vhost", "/"))
-                    if target not in self.broker.vhosts:
-                        self.add_vhost(target)
-            await self.settled()
+                    if target(entry) not in self.broker.vhosts:
+                        self.add_vhost(target(entry))
+            await self.settled()  # the vhosts and policies first
             for entry in doc.get("exchanges") or []:
-                await self._import_exchange(vhost if vhost is not None else str(entry.get("vhost", "/")), entry)
+                await self._import_exchange(target(entry), entry)
             for entry in doc.get("queues") or []:
-                await self._import_queue(vhost if vhost is not None else str(entry.get("vhost", "/")), entry)
+                await self._import_queue(target(entry), entry)
             for entry in doc.get("bindings") or []:
-                await self._import_binding(vhost if vhost is not None else str(entry.get("vhost", "/")), entry)
+                await self._import_binding(target(entry), entry)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise admin.BadRequest(f"invalid definitions: {exc}") from None
 

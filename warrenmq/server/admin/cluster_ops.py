@@ -71,7 +71,10 @@ class ClusterOps(NodeAdmin):
         down_since = self.c.membership.etcd_down_since
         if down_since is not None:
             since = datetime.datetime.fromtimestamp(down_since, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            raise admin.Unavailable(f"etcd is out of reach of node {self.c.node_name} since {since}: {_WHY}")
+            raise admin.Unavailable(
+                f"etcd is out of reach of node {self.c.node_name} since {since}: "
+                "definitions cannot change until it is back"
+            )
 
     async def _wait(self, future: Awaitable[T]) -> T:
         """The answer of a write to etcd or of a request to another node, as admin errors."""
@@ -310,6 +313,3 @@ class ClusterOps(NodeAdmin):
         self.publish(vhost, "", ALIVENESS_QUEUE, b"test_message", {}, as_user)
         if not await self.get_messages_async(vhost, ALIVENESS_QUEUE, 1, "ack_requeue_false", as_user):
             raise admin.BadRequest("aliveness-test queue is empty")
-
-
-_WHY = "definitions cannot change until it is back"
