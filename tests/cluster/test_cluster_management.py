@@ -236,7 +236,16 @@ def test_a_lost_node_then_a_lost_etcd(cluster: LocalCluster) -> None:
     """Breaks the module's cluster (hence last).  A SIGKILLed node is not running once its lease
     expires; a node that loses etcd fails its health check, saying why, and changes nothing."""
     n1, n2, n3 = cluster.nodes
+    vhost = f"v-{uuid.uuid4().hex[:8]}"
+    assert n3.api.put(f"/api/vhosts/{vhost}").status == 201
+    for node, name in ((n1, "on1"), (n3, "on3")):  # a classic queue lives on the node declaring it
+        assert node.api.put(f"/api/queues/{vhost}/{name}", {"durable": True}).status == 201
     n3.kill()
+    # Its queue is still listed, down (its link is gone at once, the lease a little later).
+    wait_until(lambda: n1.api.ok(f"/api/queues/{vhost}/on3")["state"] == "down", LEASE_TTL, "the queue down")
+    assert n1.api.ok(f"/api/queues/{vhost}/on3")["node"] == "node3"
+    assert ctl(n1, "list_queues", "-p", vhost, "-s", "name", "--offline")[:2] == (0, "on3\n")
+    assert ctl(n1, "list_queues", "-p", vhost, "-s", "name", "--online")[:2] == (0, "on1\n")
 
     def node3_running(api: Api) -> bool:
         return bool({n["name"]: n["running"] for n in api.ok("/api/nodes")}["node3"])
