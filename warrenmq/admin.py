@@ -13,6 +13,12 @@ and ``code`` the AMQP reply code, when there is one.
 
 Counters are cumulative integers; rates are the caller's business (sampled on a timer).
 This module is standard-library only.
+
+In cluster mode a node's definitions live in the cluster's coordination store (etcd) and some
+of its queues on other nodes.  Changes and answers then have to be waited for: the HTTP API
+awaits the ``*_async`` variants of the operations that change or read through the cluster,
+and ``settled()`` after changing vhosts, users, permissions, policies or limits.  On a single
+node the variants are the synchronous operations, done at once.
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ class AccessRefused(AdminError):
 
 class LoginFailed(AdminError):
     """Wrong user name or password, or a user restricted to loopback logging in remotely."""
+
+
+class Unavailable(AdminError):
+    """Not possible now: the cluster's coordination store (etcd), or the node a queue lives on,
+    is out of reach, or this node cannot be sure it is still a member (RabbitMQ's 503)."""
 
 
 # -- snapshots ---------------------------------------------------------------------------
@@ -215,6 +226,13 @@ class QueueInfo:
     idle_since: float | None  # epoch seconds, None while in use
     message_stats: Counters
 
+    # Where it lives: the node holding it (in a cluster, its leader; "" for "this node"), and
+    # for a quorum queue its leader, its members and those of them that are running.
+    node: str = ""
+    leader: str = ""
+    members: list[str] = field(default_factory=list)
+    online: list[str] = field(default_factory=list)
+
     @property
     def messages(self) -> int:
         return self.messages_ready + self.messages_unacknowledged
@@ -304,6 +322,29 @@ class GotMessage:
 class Alarm:
     resource: str  # "memory", "disk space", "file descriptors"
     node: str
+
+
+@dataclass
+class ClusterMember:
+    """A node that joined the cluster; what it advertised while it runs."""
+
+    name: str
+    running: bool  # holds a live membership (its lease in etcd)
+    host: str = ""  # where its listeners are
+    amqp_port: int = 0
+    management_port: int = 0
+    link_port: int = 0  # the node-to-node link
+    started_at: float = 0.0  # epoch seconds
+    incarnation: int = 0  # counts the cluster's node starts: a restarted node has a new one
+
+
+@dataclass
+class ClusterInfo:
+    name: str  # the cluster's name
+    node: str  # this node's
+    members: list[ClusterMember]  # every node that ever joined, by name
+    etcd_down_since: float | None  # epoch seconds since etcd is out of this node's reach
+    frozen: bool  # this node cannot be sure its membership is alive: it serves nobody
 
 
 ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false")
@@ -519,3 +560,75 @@ class Admin(Protocol):
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]: ...
 
     def import_definitions(self, doc: dict[str, Any], vhost: str | None = None) -> None: ...
+
+    # cluster mode (see the module's docstring)
+    def cluster(self) -> ClusterInfo | None:
+        """The cluster this node is a member of; None for a single node."""
+        ...
+
+    async def settled(self) -> None:
+        """Wait until the changes made so far to vhosts, users, permissions, policies and
+        limits reached the cluster (raises ``Unavailable`` if they could not)."""
+        ...
+
+    async def declare_exchange_async(
+        self,
+        vhost: str,
+        name: str,
+        type_: str,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> bool: ...
+
+    async def delete_exchange_async(
+        self, vhost: str, name: str, if_unused: bool = False, as_user: str | None = None
+    ) -> None: ...
+
+    async def declare_queue_async(
+        self,
+        vhost: str,
+        name: str,
+        durable: bool,
+        auto_delete: bool,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> bool: ...
+
+    async def delete_queue_async(
+        self, vhost: str, name: str, if_unused: bool = False, if_empty: bool = False, as_user: str | None = None
+    ) -> int: ...
+
+    async def purge_queue_async(self, vhost: str, name: str, as_user: str | None = None) -> int: ...
+
+    async def bind_async(
+        self,
+        vhost: str,
+        source: str,
+        destination_type: str,
+        destination: str,
+        routing_key: str,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> None: ...
+
+    async def unbind_async(
+        self,
+        vhost: str,
+        source: str,
+        destination_type: str,
+        destination: str,
+        routing_key: str,
+        arguments: dict[str, Any],
+        as_user: str | None = None,
+    ) -> None: ...
+
+    async def get_messages_async(
+        self, vhost: str, queue: str, count: int, ackmode: str, as_user: str | None = None
+    ) -> list[GotMessage]: ...
+
+    async def aliveness_test_async(self, vhost: str, as_user: str | None = None) -> None: ...
+
+    async def import_definitions_async(self, doc: dict[str, Any], vhost: str | None = None) -> None: ...

@@ -68,6 +68,25 @@ class Ctl:
         )
         return Result(done.returncode, done.stdout, done.stderr)
 
+    def into_closed_pipe(self, *args: str) -> Result:
+        """Run warrenctl as its own process writing into a pipe nobody reads any more (what
+        ``warrenctl ... | head -1`` does once head has its line)."""
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # closed before warrenctl writes: every write fails with EPIPE
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "warrenmq.cli.main", "--management-port", str(self.port), *args],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                timeout=30,
+                cwd=REPO,
+            )
+        finally:
+            os.close(write_end)
+        return Result(done.returncode, "", done.stderr)
+
 
 @pytest.fixture
 def ctl(ctl_server: ServerProcess) -> Ctl:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -227,3 +228,63 @@ def test_import_from_stdin(ctl: Ctl, api: Api, vhost: str) -> None:
     result = ctl.program("import_definitions", "-", "-q", "--management-port", str(ctl.port), stdin=json.dumps(doc))
     assert (result.code, result.out, result.err) == (0, "", "")
     assert api.ok(f"/api/queues/{q(vhost)}/from-stdin")["durable"] is True
+
+
+def test_output_into_a_closed_pipe_ends_quietly(ctl: Ctl, api: Api, vhost: str) -> None:
+    """``warrenctl list_queues | head -1``: the reader is gone; no traceback, SIGPIPE's status."""
+    for i in range(3):
+        assert api.put(f"/api/queues/{q(vhost)}/piped-{i}").status == 201
+    for command in (["list_queues", "-p", vhost], ["status"], ["--help"]):
+        result = ctl.into_closed_pipe(*command)
+        assert (result.code, result.err) == (141, ""), command
+
+
+CLUSTER_STATUS_SECTIONS = [  # rabbitmqctl 3.10.8's, in its order (RAM Nodes only when there are some)
+    "Basics",
+    "Disk Nodes",
+    "Running Nodes",
+    "Versions",
+    "Maintenance status",
+    "Alarms",
+    "Network Partitions",
+    "Listeners",
+    "Feature flags",
+]
+
+
+def section(out: str, title: str) -> list[str]:
+    """The lines of a rabbitmqctl-style section: after its title and a blank line, up to the next blank."""
+    lines = out.splitlines()
+    start = lines.index(title) + 2
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return lines[start:end]
+
+
+def test_cluster_status_of_a_single_node(ctl: Ctl, api: Api, ctl_server: ServerProcess) -> None:
+    """A single node is a cluster of one, printed as rabbitmqctl cluster_status prints it."""
+    node = api.ok("/api/overview")["node"]
+    result = ctl("cluster_status")
+    assert (result.code, result.err) == (0, "")
+    lines = result.out.splitlines()
+    assert lines[0] == f"Cluster status of node {node} ..."
+    assert [line for line in lines if line in CLUSTER_STATUS_SECTIONS] == CLUSTER_STATUS_SECTIONS
+    assert section(result.out, "Basics") == [f"Cluster name: {node}"]
+    assert section(result.out, "Disk Nodes") == section(result.out, "Running Nodes") == [node]
+    (version,) = section(result.out, "Versions")
+    assert re.fullmatch(rf"{re.escape(node)}: WarrenMQ \S+ on Python 3\.\d+\.\d+", version), version
+    assert section(result.out, "Maintenance status") == [f"Node: {node}, status: not under maintenance"]
+    assert section(result.out, "Alarms") == section(result.out, "Network Partitions") == ["(none)"]
+    assert (
+        f"Node: {node}, interface: [::], port: {ctl_server.port}, protocol: amqp, purpose: AMQP 0-9-1 and AMQP 1.0"
+        in section(result.out, "Listeners")
+    )
+    assert ctl("cluster_status", "-q").out == result.out.split("\n", 1)[1]
+
+    doc = json.loads(ctl("cluster_status", "--formatter", "json").out)
+    assert set(doc) == {
+        "alarms", "cluster_name", "disk_nodes", "feature_flags", "listeners", "maintenance_status",
+        "partitions", "ram_nodes", "running_nodes", "versions",
+    }  # fmt: skip
+    assert doc["disk_nodes"] == doc["running_nodes"] == [node] and doc["alarms"] == [] and doc["partitions"] == {}
+    assert {"interface", "node", "port", "protocol", "purpose"} == set(doc["listeners"][node][0])
+    assert doc["versions"][node]["rabbitmq_name"] == "WarrenMQ"

@@ -143,3 +143,26 @@ def test_other_lists(ctl: Ctl, api: Api, amqp: pika.BlockingConnection, vhost: s
     # rabbitmqctl's non-streamed lists print an empty line (or []) when empty
     assert ctl("list_policies", "-p", vhost).out == f'Listing policies for vhost "{vhost}" ...\n\n'
     assert ctl("list_policies", "-p", vhost, "--formatter", "json").out == "[]\n"
+
+
+def test_list_queues_where_they_live(ctl: Ctl, api: Api, vhost: str) -> None:
+    """leader/members/online as rabbitmqctl 3.10.8 prints them (empty for a classic queue), and
+    --online/--offline/--local: on a single node every queue is online and local."""
+    assert api.put(f"/api/queues/{q(vhost)}/c", {"durable": True}).status == 201
+    quorum = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
+    assert api.put(f"/api/queues/{q(vhost)}/qq", quorum).status == 201
+    node = api.ok("/api/overview")["node"]
+    out = ctl("list_queues", "-p", vhost, "-q", "name", "type", "leader", "members", "online").out
+    assert out.splitlines() == [
+        "name\ttype\tleader\tmembers\tonline",
+        "c\tclassic\t\t\t",
+        f"qq\tquorum\t{node}\t[{node}]\t[{node}]",
+    ]
+    as_json = ctl("list_queues", "-p", vhost, "--formatter", "json", "name", "leader", "members", "online").out
+    assert json.loads(as_json) == [
+        {"name": "c", "leader": "", "members": "", "online": ""},
+        {"name": "qq", "leader": node, "members": [node], "online": [node]},
+    ]
+    for flags in (["--online"], ["--local"], ["--online", "--local"]):
+        assert ctl("list_queues", "-p", vhost, "-s", "name", *flags).out == "c\nqq\n", flags
+    assert ctl("list_queues", "-p", vhost, "-s", "name", "--offline").out == ""

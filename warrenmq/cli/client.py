@@ -50,7 +50,6 @@ class Client:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
-            self.on_contact()
         except urllib.error.HTTPError as exc:
             if exc.code != 401:  # refused credentials: nothing was done
                 self.on_contact()
@@ -70,6 +69,7 @@ class Client:
             raise Unreachable("timed out") from None
         except (ConnectionError, OSError) as exc:
             raise Unreachable(exc.strerror or str(exc)) from None
+        self.on_contact()  # out of the try: its output failing (a closed pipe) is no network error
         if not raw:
             return None
         return json.loads(raw)

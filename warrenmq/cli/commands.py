@@ -69,11 +69,24 @@ def list_command(name: str) -> Callable[[Ctx], int]:
         if spec.timeout_banner:
             ctx.printer.info(f"Timeout: {ctx.timeout if ctx.timeout is not None else 60.0} seconds ...")
         ctx.printer.info(spec.banner(ctx.vhost))
-        items = fetch(ctx.client, spec, ctx.vhost)
+        items = _where(ctx, fetch(ctx.client, spec, ctx.vhost))
         ctx.printer.rows(columns, rows(items, spec, columns), spec.streaming)
         return 0
 
     return run
+
+
+def _where(ctx: Ctx, queues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """list_queues --online / --offline (its node is reachable or not) and --local (on the node
+    asked), as rabbitmqctl."""
+    if ctx.flags.get("online") and not ctx.flags.get("offline"):
+        queues = [q for q in queues if q.get("state") != "down"]
+    elif ctx.flags.get("offline") and not ctx.flags.get("online"):
+        queues = [q for q in queues if q.get("state") == "down"]
+    if ctx.flags.get("local"):
+        node = ctx.client.get("/api/overview?columns=node").get("node")
+        queues = [q for q in queues if q.get("node") == node]
+    return queues
 
 
 def list_user_permissions(ctx: Ctx) -> int:
@@ -383,13 +396,29 @@ def status(ctx: Ctx) -> int:
 
     overview = ctx.client.get("/api/overview")
     nodes = ctx.client.get("/api/nodes")
-    node = nodes[0] if nodes else {}
+    # In a cluster every member is listed: this node is the one the overview names.
+    node = next((n for n in nodes if n.get("name") == overview.get("node")), nodes[0] if nodes else {})
     vhosts = len(ctx.client.get("/api/vhosts?columns=name"))
     ctx.printer.info(f"Status of node {overview.get('node', '')} ...")
     if ctx.printer.formatter == "json":
         ctx.printer.line(json.dumps(status_json(overview, node, vhosts), separators=(",", ":")))
     else:
         ctx.printer.line(status_text(overview, node, vhosts))
+    return 0
+
+
+def cluster_status(ctx: Ctx) -> int:
+    from warrenmq.cli.cluster_status import cluster_status_json, cluster_status_text
+
+    overview = ctx.client.get("/api/overview?columns=node,cluster_name")
+    nodes = ctx.client.get("/api/nodes")
+    flags = ctx.client.get("/api/feature-flags")
+    name = str(overview.get("cluster_name", ""))
+    ctx.printer.info(f"Cluster status of node {overview.get('node', '')} ...")
+    if ctx.printer.formatter == "json":
+        ctx.printer.line(json.dumps(cluster_status_json(name, nodes, flags), separators=(",", ":")))
+    else:
+        ctx.printer.line(cluster_status_text(name, nodes, flags))
     return 0
 
 

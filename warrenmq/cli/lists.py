@@ -90,8 +90,8 @@ QUEUE_KEYS: dict[str, Getter] = {
     "state": field("state"),
     "type": field("type"),
     "leader": field("leader"),
-    "members": atoms_field("members"),
-    "online": atoms_field("online"),
+    "members": atoms_field("members", optional=True),
+    "online": atoms_field("online", optional=True),
 }
 
 EXCHANGE_KEYS: dict[str, Getter] = {

@@ -21,12 +21,14 @@ from warrenmq.cli.lists import LISTS, CommandError
 from warrenmq.cli.output import Printer
 
 PROG = "warrenctl"
+EX_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE
 GLOBAL_USAGE = (
     f"{PROG} [--host <host>] [--management-port <port>] [--username <user>] [--password <password>] [--quiet]"
 )
 
 LIST_USAGE = {
-    "list_queues": "list_queues [--vhost <vhost>] [--no-table-headers] [<column> ...] [--timeout <timeout>]",
+    "list_queues": "list_queues [--vhost <vhost>] [--online] [--offline] [--local] [--no-table-headers] "
+    "[<column> ...] [--timeout <timeout>]",
     "list_exchanges": "list_exchanges [--vhost <vhost>] [--no-table-headers] [<column> ...]",
     "list_bindings": "list_bindings [--vhost <vhost>] [--no-table-headers] [<column> ...]",
     "list_connections": "list_connections [--no-table-headers] [<column> ...]",
@@ -37,9 +39,10 @@ LIST_USAGE = {
     "list_permissions": "list_permissions [--vhost <vhost>] [--no-table-headers]",
     "list_policies": "list_policies [--vhost <vhost>]",
 }
+LIST_FLAGS = {"list_queues": ("online", "offline", "local")}
 
 COMMANDS: dict[str, c.Command] = {
-    name: c.Command(c.list_command(name), usage, 0, None if LISTS[name].columns else 0)
+    name: c.Command(c.list_command(name), usage, 0, None if LISTS[name].columns else 0, LIST_FLAGS.get(name, ()))
     for name, usage in LIST_USAGE.items()
 }
 COMMANDS.update(
@@ -82,6 +85,7 @@ COMMANDS.update(
         "export_definitions": c.Command(c.export_definitions, 'export_definitions <file_path | "-">', 1, 1),
         "import_definitions": c.Command(c.import_definitions, 'import_definitions <file_path | "-">', 1, 1),
         "status": c.Command(c.status, "status", 0, 0, ("unit",)),
+        "cluster_status": c.Command(c.cluster_status, "cluster_status", 0, 0),
         "await_startup": c.Command(c.await_startup, "await_startup [--timeout <timeout>]", 0, 0),
         "version": c.Command(c.version, "version", 0, 0),
     }
@@ -187,9 +191,23 @@ def _client(options: dict[str, Any], environ: dict[str, str]) -> tuple[Client, s
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout
-    err = err or sys.stderr
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv), out, err or sys.stderr)
+        out.flush()  # here, where a closed pipe can still be told from a failure
+    except BrokenPipeError:
+        # Whoever read the output stopped (warrenctl list_queues | head): as a Unix tool, stop
+        # quietly.  stdout is pointed at /dev/null so that the interpreter's last flush of what
+        # is still buffered does not complain either.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return EX_PIPE
+    return code
+
+
+def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
         options, positional = parse(argv)
     except UsageError as exc:

@@ -181,9 +181,13 @@ def args_field(name: str) -> Getter:
     return get
 
 
-def atoms_field(name: str) -> Getter:
+def atoms_field(name: str, optional: bool = False) -> Getter:
+    """A list of names; ``optional``: absent (a classic queue's members) prints as nothing."""
+
     def get(item: dict[str, Any]) -> Any:
         value = item.get(name)
+        if optional and not isinstance(value, list):
+            return None
         return Atoms([str(v) for v in value] if isinstance(value, list) else [])
 
     return get

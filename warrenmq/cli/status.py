@@ -9,6 +9,7 @@ PROTOCOL_LABELS = {
     "amqp/ssl": "AMQP 0-9-1 and AMQP 1.0 over TLS",
     "http": "HTTP API",
     "https": "HTTP API over TLS (HTTPS)",
+    "clustering": "inter-node communication",
 }
 ALARM_LINES = {"memory": "Memory alarm on node {}", "disk space": "Free disk space alarm on node {}"}
 
@@ -21,7 +22,7 @@ def _interface(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def _listeners(node: dict[str, Any]) -> list[dict[str, Any]]:
+def node_listeners(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "interface": _interface(str(item.get("ip_address", ""))),
@@ -33,7 +34,7 @@ def _listeners(node: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _alarms(node: dict[str, Any]) -> list[str]:
+def node_alarms(node: dict[str, Any]) -> list[str]:
     out = []
     if node.get("mem_alarm"):
         out.append("memory")
@@ -57,7 +58,7 @@ def status_json(overview: dict[str, Any], node: dict[str, Any], vhosts: int) -> 
         "config_files": node.get("config_files", []),
         "log_files": node.get("log_files", []),
         "active_plugins": node.get("enabled_plugins", []),
-        "alarms": [{"type": "resource_alarm", "resource": a, "node": node.get("name")} for a in _alarms(node)],
+        "alarms": [{"type": "resource_alarm", "resource": a, "node": node.get("name")} for a in node_alarms(node)],
         "memory": {"total": {"rss": node.get("mem_used", 0)}},
         "vm_memory_calculation_strategy": "rss",
         "vm_memory_high_watermark_limit": node.get("mem_limit", 0),
@@ -74,18 +75,18 @@ def status_json(overview: dict[str, Any], node: dict[str, Any], vhosts: int) -> 
             "queue_count": totals.get("queues", 0),
             "virtual_host_count": vhosts,
         },
-        "listeners": _listeners(node),
+        "listeners": node_listeners(node),
     }
 
 
 def status_text(overview: dict[str, Any], node: dict[str, Any], vhosts: int) -> str:
     name = node.get("name", overview.get("node", ""))
     totals = overview.get("object_totals", {})
-    alarms = [ALARM_LINES[a].format(name) for a in _alarms(node)] or ["(none)"]
+    alarms = [ALARM_LINES[a].format(name) for a in node_alarms(node)] or ["(none)"]
     listeners = [
         f"Interface: {item['interface']}, port: {item['port']}, "
         f"protocol: {item['protocol']}, purpose: {item['purpose']}"
-        for item in _listeners(node)
+        for item in node_listeners(node)
     ] or ["(none)"]
     lines = [
         "Runtime\n",

@@ -35,6 +35,7 @@ class AccessSync:
         self._scheduled = False
         self._running: asyncio.Task[None] | None = None
         self._again = False
+        self.failure: str | None = None  # why the last sync did not reach etcd (None: it did)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -89,8 +90,10 @@ class AccessSync:
                 if revision:
                     await self.cluster.metadata.wait_applied(revision)
                 if not self._again:
+                    self.failure = None
                     return
         except EtcdUnavailable as exc:
+            self.failure = f"etcd unreachable ({exc})"
             log.error("definitions not written to etcd (%s): they differ from the cluster's until it is back", exc)
         finally:
             if not self._scheduled:
@@ -110,7 +113,8 @@ class AccessSync:
         return revision
 
     async def settled(self) -> None:
-        """Wait until what the model changed is in etcd (management API requests)."""
+        """Wait until what the model changed is in etcd (management API requests); if it
+        could not be written, ``failure`` says why."""
         await self._idle.wait()
 
     # -- etcd -> model --------------------------------------------------------------------

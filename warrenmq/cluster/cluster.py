@@ -568,6 +568,15 @@ class Cluster:
 
         return self.spawn(run())
 
+    async def applied_everywhere(self, revision: int, timeout: float) -> None:
+        """Wait until every node this one has a link up to has applied etcd up to ``revision``
+        (what this node wrote is then visible on all of them), or ``timeout`` passed."""
+        requests = [link.request({"op": "applied", "revision": revision}) for link in self.links.values() if link.up]
+        for request in requests:
+            request.add_done_callback(_ignore_result)  # a node that answers late, or never, is not waited for
+        if requests:
+            await asyncio.wait(requests, timeout=timeout)
+
     async def catch_up(self) -> None:
         """Apply everything etcd has now (after a write that found a record already there)."""
         revision, _ = await self.etcd.get_prefix(self.keys.incarnation)
@@ -644,6 +653,11 @@ class Cluster:
                 int(row[5]),
             )
             remote.remote_stats = dict(zip(names, (int(v) for v in row[6:12]), strict=False))
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _down(queue: Queue) -> AMQPError:

@@ -12,6 +12,7 @@ closing channel's do.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -348,6 +349,21 @@ class PeerSession:
         if body.get("touch"):
             queue.touch()
         self.send(wire.reply(rid, {"messages": queue.message_count, "consumers": queue.consumer_count}))
+
+    def _op_applied(self, rid: int, body: dict[str, Any]) -> None:
+        """Answered once this node has applied etcd up to a revision: what the asking node
+        wrote is visible here too (a user it created can log in here)."""
+        revision = int(body["revision"])
+
+        async def applied() -> bool:
+            try:
+                await asyncio.wait_for(self.cluster.metadata.wait_applied(revision), 10.0)
+            except TimeoutError:  # this node's watch is stuck: the asker stops waiting for it anyway
+                return False
+            return True
+
+        task = self.cluster.spawn(applied())
+        task.add_done_callback(lambda t: self.send(wire.reply(rid, {"ok": not t.cancelled() and t.result()})))
 
     def _op_purge(self, rid: int, body: dict[str, Any]) -> None:
         self.send(wire.reply(rid, {"count": self._queue(body).purge()}))

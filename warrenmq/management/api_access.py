@@ -29,13 +29,23 @@ from warrenmq.management.http import (
     tag_list,
 )
 
+
+async def _settled(request: web.Request) -> None:
+    """A change is answered once the cluster has it: a user created through one node can log
+    in on another right after the reply (at once on a single node)."""
+    await context(request).admin.settled()
+
+
 # -- vhosts ------------------------------------------------------------------------------------
 
 
 async def list_vhosts(request: web.Request) -> web.Response:
     ctx = context(request)
     p = principal(request)
-    items = [render.vhost_json(v, ctx.rates, ctx.node_name) for v in ctx.admin.vhosts() if p.sees_vhost(v.name)]
+    cluster = ctx.admin.cluster()
+    items = [
+        render.vhost_json(v, ctx.rates, ctx.node_name, cluster) for v in ctx.admin.vhosts() if p.sees_vhost(v.name)
+    ]
     return reply_list(items, request, ("name",))
 
 
@@ -47,7 +57,7 @@ async def get_vhost(request: web.Request) -> web.Response:
         info = ctx.admin.vhost(name)
     except admin.NotFound:
         raise object_not_found() from None
-    return reply(render.vhost_json(info, ctx.rates, ctx.node_name), request)
+    return reply(render.vhost_json(info, ctx.rates, ctx.node_name, ctx.admin.cluster()), request)
 
 
 async def put_vhost(request: web.Request) -> web.Response:
@@ -56,6 +66,7 @@ async def put_vhost(request: web.Request) -> web.Response:
     description = str(body["description"]) if body.get("description") is not None else None
     tags = tag_list(body["tags"]) if body.get("tags") is not None else None
     created = context(request).admin.add_vhost(request.match_info["vhost"], description, tags, p.name)
+    await _settled(request)
     return created_or_updated(created)
 
 
@@ -65,6 +76,7 @@ async def delete_vhost(request: web.Request) -> web.Response:
         context(request).admin.delete_vhost(request.match_info["vhost"])
     except admin.NotFound:
         raise object_not_found() from None
+    await _settled(request)
     return no_content()
 
 
@@ -141,6 +153,7 @@ async def put_user(request: web.Request) -> web.Response:
         password_hash=str(password_hash) if password_hash is not None else None,
         hashing_algorithm=body.get("hashing_algorithm"),
     )
+    await _settled(request)
     return created_or_updated(created)
 
 
@@ -150,6 +163,7 @@ async def delete_user(request: web.Request) -> web.Response:
         context(request).admin.delete_user(request.match_info["user"])
     except admin.NotFound:
         raise object_not_found() from None
+    await _settled(request)
     return no_content()
 
 
@@ -162,6 +176,7 @@ async def bulk_delete_users(request: web.Request) -> web.Response:
             context(request).admin.delete_user(str(name))
         except admin.NotFound:
             pass
+    await _settled(request)
     return no_content()
 
 
@@ -225,6 +240,7 @@ async def put_permission(request: web.Request) -> web.Response:
     body = await body_json(request)
     configure, write, read = require_keys(body, ["configure", "write", "read"])
     created = ctx.admin.set_permissions(user, vhost, str(configure), str(write), str(read))
+    await _settled(request)
     return created_or_updated(created)
 
 
@@ -232,6 +248,7 @@ async def delete_permission(request: web.Request) -> web.Response:
     require_admin(request)
     p = _permission(request)
     context(request).admin.clear_permissions(p.user, p.vhost)
+    await _settled(request)
     return no_content()
 
 
@@ -287,6 +304,7 @@ async def put_policy(request: web.Request) -> web.Response:
             f"Validation failed\n\napply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'\n"
         )
     created = ctx.admin.set_policy(vhost, request.match_info["name"], str(pattern), definition, priority, apply_to)
+    await _settled(request)
     return created_or_updated(created)
 
 
@@ -294,6 +312,7 @@ async def delete_policy(request: web.Request) -> web.Response:
     require_policymaker(request, request.match_info["vhost"])
     policy = _policy(request)
     context(request).admin.clear_policy(policy.vhost, policy.name)
+    await _settled(request)
     return no_content()
 
 
@@ -336,6 +355,7 @@ async def put_vhost_limit(request: web.Request) -> web.Response:
         ctx.admin.set_vhost_limit(vhost, name, int(value))
     except admin.BadRequest as exc:
         raise bad_request(exc.reason) from None
+    await _settled(request)
     return no_content()
 
 
@@ -346,6 +366,7 @@ async def delete_vhost_limit(request: web.Request) -> web.Response:
         context(request).admin.clear_vhost_limit(vhost, name)
     except admin.NotFound:
         raise not_found("vhost_not_found") from None
+    await _settled(request)
     return no_content()
 
 
@@ -367,6 +388,7 @@ async def put_topic_permissions(request: web.Request) -> web.Response:
         created = ctx.admin.set_topic_permissions(user, vhost, str(exchange), str(write), str(read))
     except admin.BadRequest as exc:
         raise bad_request(exc.reason) from None
+    await _settled(request)
     return created_or_updated(created)
 
 
@@ -377,6 +399,7 @@ async def delete_topic_permissions(request: web.Request) -> web.Response:
         context(request).admin.clear_topic_permissions(user, vhost, request.match_info.get("exchange"))
     except admin.NotFound:
         raise object_not_found() from None
+    await _settled(request)
     return no_content()
 
 

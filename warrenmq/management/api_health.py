@@ -8,12 +8,14 @@ RabbitMQ 3.10.8's.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 
 from aiohttp import web
 
 from warrenmq import admin
+from warrenmq.management import peers
 from warrenmq.management.auth import require_vhost
 from warrenmq.management.context import context
 from warrenmq.management.http import HTTPError, object_not_found, reply
@@ -44,32 +46,89 @@ def _listeners(request: web.Request) -> list[admin.Listener]:
     return [*ctx.admin.node().listeners, *ctx.http_listeners]
 
 
-async def alarms(request: web.Request) -> web.Response:
-    found = context(request).admin.alarms()
+def _alarms_failed(request: web.Request, found: list[dict[str, str]]) -> web.Response:
     if not found:
         return _ok(request)
-    return _failed(
-        request,
-        "There are alarms in effect in the cluster",
-        alarms=[{"resource": a.resource, "node": a.node} for a in found],
-    )
+    return _failed(request, "There are alarms in effect in the cluster", alarms=found)
+
+
+async def local_alarms(request: web.Request) -> web.Response:
+    return _alarms_failed(request, [{"resource": a.resource, "node": a.node} for a in context(request).admin.alarms()])
+
+
+async def alarms(request: web.Request) -> web.Response:
+    """Every running member's alarms (a member that does not answer is left out)."""
+    ctx = context(request)
+    found = [{"resource": a.resource, "node": a.node} for a in ctx.admin.alarms()]
+    cluster = ctx.admin.cluster()
+    if cluster is not None:
+        others = [m for m in cluster.members if m.name != cluster.node and m.running]
+        authorization = request.headers.get("Authorization", "")
+        for item in await asyncio.gather(*(ctx.peers.node_json(m, authorization) for m in others)):
+            for flag, resource in (("mem_alarm", "memory"), ("disk_free_alarm", "disk space")):
+                if item.get(flag):
+                    found.append({"resource": resource, "node": item["name"]})
+    return _alarms_failed(request, found)
+
+
+def cluster_problem(cluster: admin.ClusterInfo) -> str | None:
+    """Why a cluster node is not healthy: it lost etcd (and maybe its certainty of membership)."""
+    if cluster.etcd_down_since is None and not cluster.frozen:
+        return None
+    since = ""
+    if cluster.etcd_down_since is not None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cluster.etcd_down_since))
+        since = f" since {stamp} ({int(time.time() - cluster.etcd_down_since)} s)"
+    if cluster.frozen:
+        return (
+            f"node {cluster.node} cannot reach etcd{since} and cannot be sure its cluster membership is alive: "
+            "it serves no clients until etcd answers"
+        )
+    return f"node {cluster.node} cannot reach etcd{since}: definitions cannot change until it is back"
 
 
 async def node_health(request: web.Request) -> web.Response:
-    """The pre-3.8 node check: the node runs (and is the one named)."""
+    """The pre-3.8 node check: the node runs (and is the one named); a cluster node also has
+    etcd within reach.  Another member named is asked itself."""
+    ctx = context(request)
     name = request.match_info.get("node")
-    if name is not None and name != context(request).node_name:
-        raise object_not_found()
-    return _ok(request)
+    cluster = ctx.admin.cluster()
+    if name is not None and name != ctx.node_name:
+        member = next((m for m in cluster.members if m.name == name), None) if cluster is not None else None
+        if member is None:
+            raise object_not_found()
+        answer = await ctx.peers.get(member, "/api/healthchecks/node", request.headers.get("Authorization", ""))
+        if answer is None:
+            return _failed(request, f"node {name} is not running" if not member.running else f"node {name} is down")
+        return reply(answer[1], request, status=answer[0])
+    problem = cluster_problem(cluster) if cluster is not None else None
+    return _failed(request, problem) if problem else _ok(request)
 
 
 async def virtual_hosts(request: web.Request) -> web.Response:
     return _ok(request)  # a virtual host here is never stopped on its own
 
 
-async def single_node(request: web.Request) -> web.Response:
-    """Quorum / mirror-sync criticality: nothing depends on this node's peers."""
-    return _ok(request, reason="single node cluster")
+async def quorum_critical(request: web.Request) -> web.Response:
+    """Would stopping this node leave a quorum queue without a majority of its members?"""
+    ctx = context(request)
+    cluster = ctx.admin.cluster()
+    if cluster is None or len(cluster.members) == 1:
+        return _ok(request, reason="single node cluster")
+    found = peers.quorum_critical(ctx.admin.queues(), cluster.node)
+    if not found:
+        return _ok(request)
+    return _failed(
+        request, "There are quorum queues that would lose their quorum if the target node is shut down", queues=found
+    )
+
+
+async def mirror_sync_critical(request: web.Request) -> web.Response:
+    """No classic mirrored queues here: nothing depends on this node's mirrors."""
+    cluster = context(request).admin.cluster()
+    if cluster is None or len(cluster.members) == 1:
+        return _ok(request, reason="single node cluster")
+    return _ok(request)
 
 
 async def protocol_listener(request: web.Request) -> web.Response:
@@ -139,7 +198,7 @@ async def aliveness(request: web.Request) -> web.Response:
     if vhost not in {v.name for v in ctx.admin.vhosts()}:
         raise object_not_found()
     try:
-        ctx.admin.aliveness_test(vhost, p.name)
+        await ctx.admin.aliveness_test_async(vhost, p.name)
     except admin.BadRequest as exc:
         return _failed(request, exc.reason)
     return _ok(request)
@@ -147,10 +206,10 @@ async def aliveness(request: web.Request) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/health/checks/alarms", alarms)
-    router.add_get("/api/health/checks/local-alarms", alarms)
+    router.add_get("/api/health/checks/local-alarms", local_alarms)
     router.add_get("/api/health/checks/virtual-hosts", virtual_hosts)
-    router.add_get("/api/health/checks/node-is-quorum-critical", single_node)
-    router.add_get("/api/health/checks/node-is-mirror-sync-critical", single_node)
+    router.add_get("/api/health/checks/node-is-quorum-critical", quorum_critical)
+    router.add_get("/api/health/checks/node-is-mirror-sync-critical", mirror_sync_critical)
     router.add_get("/api/health/checks/protocol-listener/{protocol}", protocol_listener)
     router.add_get("/api/health/checks/port-listener/{port}", port_listener)
     router.add_get("/api/health/checks/certificate-expiration/{within}/{unit}", certificate_expiration)

@@ -7,9 +7,9 @@ import json
 from aiohttp import web
 
 from warrenmq import admin
-from warrenmq.management import history, render
+from warrenmq.management import history, peers, render
 from warrenmq.management.auth import principal, require_admin, require_monitor
-from warrenmq.management.context import context
+from warrenmq.management.context import Context, context
 from warrenmq.management.http import (
     HTTPError,
     bad_request,
@@ -25,6 +25,13 @@ async def overview(request: web.Request) -> web.Response:
     ctx = context(request)
     p = principal(request)
     data = render.overview_json(ctx.admin.overview(), ctx.rates, ctx.http_listeners, p.is_monitor)
+    cluster = ctx.admin.cluster()
+    if cluster is not None:
+        data["cluster_name"] = cluster.name
+        if p.is_monitor:  # the other members' listeners, as etcd knows them
+            for member in cluster.members:
+                if member.name != cluster.node and member.running:
+                    data["listeners"].extend(peers.member_listeners(member))
     if not p.is_monitor:
         # A plain management user sees the totals of its own vhosts only.
         totals = {"channels": 0, "connections": 0, "consumers": 0, "exchanges": 0, "queues": 0}
@@ -44,23 +51,44 @@ async def overview(request: web.Request) -> web.Response:
     return reply(data, request)
 
 
+def cluster_name_of(ctx: Context) -> str:
+    """A cluster's own name; a single node's is its node name, as RabbitMQ's default."""
+    cluster = ctx.admin.cluster()
+    return cluster.name if cluster is not None else ctx.node_name
+
+
 async def cluster_name(request: web.Request) -> web.Response:
-    return reply({"name": context(request).node_name}, request)
+    return reply({"name": cluster_name_of(context(request))}, request)
 
 
 async def nodes(request: web.Request) -> web.Response:
+    """Every member of the cluster, ``running`` as etcd says (a single node: itself)."""
     require_monitor(request)
     ctx = context(request)
-    return reply([render.node_json(ctx.admin.node(), ctx.rates, ctx.http_listeners)], request)
+    local = render.node_json(ctx.admin.node(), ctx.rates, ctx.http_listeners)
+    cluster = ctx.admin.cluster()
+    if cluster is None:
+        return reply([local], request)
+    return reply(await peers.nodes_json(ctx.peers, cluster, local, _authorization(request)), request)
 
 
 async def node(request: web.Request) -> web.Response:
     require_monitor(request)
     ctx = context(request)
     info = ctx.admin.node()
-    if request.match_info["node"] != info.name:
-        raise object_not_found()
+    name = request.match_info["node"]
+    cluster = ctx.admin.cluster()
+    if name != info.name:
+        member = next((m for m in cluster.members if m.name == name), None) if cluster is not None else None
+        if member is None:
+            raise object_not_found()
+        return reply(await ctx.peers.node_json(member, _authorization(request)), request)
     return reply(render.node_json(info, ctx.rates, ctx.http_listeners), request)
+
+
+def _authorization(request: web.Request) -> str:
+    """The caller's credentials, for asking another node on its behalf."""
+    return request.headers.get("Authorization", "")
 
 
 async def extensions(request: web.Request) -> web.Response:
@@ -94,7 +122,7 @@ async def import_definitions(request: web.Request) -> web.Response:
     else:
         doc = await body_json(request)
     try:
-        context(request).admin.import_definitions(doc, vhost)
+        await context(request).admin.import_definitions_async(doc, vhost)
     except admin.NotFound:
         raise bad_request("vhost_not_found") from None
     return no_content()

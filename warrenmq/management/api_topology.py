@@ -116,7 +116,7 @@ async def get_exchange(request: web.Request) -> web.Response:
 async def put_exchange(request: web.Request) -> web.Response:
     vhost = _vhost(request, write=True)
     body = await body_json(request)
-    created = context(request).admin.declare_exchange(
+    created = await context(request).admin.declare_exchange_async(
         vhost,
         _exchange_name(request.match_info["name"]),
         str(body.get("type") or "direct"),
@@ -132,7 +132,7 @@ async def put_exchange(request: web.Request) -> web.Response:
 async def delete_exchange(request: web.Request) -> web.Response:
     info = _exchange(request)
     if_unused = request.query.get("if-unused") == "true"
-    context(request).admin.delete_exchange(info.vhost, info.name, if_unused, principal(request).name)
+    await context(request).admin.delete_exchange_async(info.vhost, info.name, if_unused, principal(request).name)
     return no_content()
 
 
@@ -209,7 +209,7 @@ async def get_queue(request: web.Request) -> web.Response:
 async def put_queue(request: web.Request) -> web.Response:
     vhost = _vhost(request, write=True)
     body = await body_json(request)
-    created = context(request).admin.declare_queue(
+    created = await context(request).admin.declare_queue_async(
         vhost,
         request.match_info["name"],
         flag(body.get("durable")),
@@ -222,7 +222,7 @@ async def put_queue(request: web.Request) -> web.Response:
 
 async def delete_queue(request: web.Request) -> web.Response:
     info = _queue(request)
-    context(request).admin.delete_queue(
+    await context(request).admin.delete_queue_async(
         info.vhost,
         info.name,
         request.query.get("if-unused") == "true",
@@ -234,7 +234,7 @@ async def delete_queue(request: web.Request) -> web.Response:
 
 async def purge(request: web.Request) -> web.Response:
     info = _queue(request)
-    context(request).admin.purge_queue(info.vhost, info.name, principal(request).name)
+    await context(request).admin.purge_queue_async(info.vhost, info.name, principal(request).name)
     return no_content()
 
 
@@ -248,7 +248,9 @@ async def get_messages(request: web.Request) -> web.Response:
         raise bad_request("Unsupported encoding. Please use auto or base64.")
     truncate = integer(body["truncate"]) if body.get("truncate") is not None else None
     try:
-        messages = context(request).admin.get_messages(vhost, name, count, str(ackmode), principal(request).name)
+        messages = await context(request).admin.get_messages_async(
+            vhost, name, count, str(ackmode), principal(request).name
+        )
     except admin.NotFound as exc:
         raise not_found(f"NOT_FOUND - {exc.reason}") from None
     return reply([render.message_json(m, encoding, truncate) for m in messages], request)
@@ -321,7 +323,9 @@ async def add_binding(request: web.Request) -> web.Response:
     body = await body_json(request)
     routing_key = str(body.get("routing_key") or "")
     arguments = _arguments(body)
-    context(request).admin.bind(vhost, source, kind, destination, routing_key, arguments, principal(request).name)
+    await context(request).admin.bind_async(
+        vhost, source, kind, destination, routing_key, arguments, principal(request).name
+    )
     location = render.properties_key(routing_key, arguments)
     return web.Response(status=201, headers={"Location": f"{request.match_info['destination']}/{location}"})
 
@@ -343,7 +347,7 @@ async def delete_binding(request: web.Request) -> web.Response:
     b = _binding(request)
     require_vhost(request, b.vhost, write=True)
     try:
-        context(request).admin.unbind(
+        await context(request).admin.unbind_async(
             b.vhost, b.source, b.destination_type, b.destination, b.routing_key, b.arguments, principal(request).name
         )
     except admin.NotFound:

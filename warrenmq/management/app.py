@@ -40,6 +40,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return not_authorised("Access refused.").response()
     except admin.BadRequest as exc:
         return bad_request(exc.reason).response()
+    except admin.Unavailable as exc:
+        return HTTPError(503, "service_unavailable", exc.reason).response()
     except web.HTTPNotFound:
         return object_not_found().response()
     except web.HTTPMethodNotAllowed as exc:

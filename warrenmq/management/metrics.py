@@ -3,6 +3,8 @@
 Metric names are those of RabbitMQ's rabbitmq_prometheus plugin (``rabbitmq_queue_messages_ready``
 and so on), per queue with ``vhost`` and ``queue`` labels as its per-object endpoint gives them,
 so that existing dashboards and alerts apply.  Like that plugin's endpoint, it needs no login.
+As in a RabbitMQ cluster, each node reports its own: the queues it leads, and totals of those
+(a scraper sums the nodes).
 """
 
 from __future__ import annotations
@@ -45,13 +47,21 @@ async def metrics(request: web.Request) -> web.Response:
     node = overview.node
     totals = overview.totals
     stats = overview.message_stats
+    queues = api.queues()
+    cluster = api.cluster()
+    if cluster is not None:
+        queues = [q for q in queues if q.node == node.name]  # the others are their leaders' to report
+        totals.queues = len(queues)
+        totals.consumers = sum(q.consumers for q in queues)
+        for name in ("deliver_get", "ack", "redeliver"):
+            stats[name] = sum(q.message_stats.get(name, 0) for q in queues)
     out = Exposition()
     out.one(
         "rabbitmq_identity_info",
         "gauge",
         "RabbitMQ node & cluster identity info",
         1,
-        {"rabbitmq_node": node.name, "rabbitmq_cluster": node.name},
+        {"rabbitmq_node": node.name, "rabbitmq_cluster": cluster.name if cluster is not None else node.name},
     )
     out.one(
         "rabbitmq_build_info",
@@ -137,7 +147,6 @@ async def metrics(request: web.Request) -> web.Response:
         "Total number of bytes sent on a connection",
         sum(c.send_oct for c in connections),
     )
-    queues = api.queues()
 
     def per_queue(attr: str) -> list[tuple[dict[str, str], float]]:
         return [({"vhost": q.vhost, "queue": q.name}, getattr(q, attr)) for q in queues]

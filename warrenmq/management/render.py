@@ -72,6 +72,7 @@ def node_json(node: admin.NodeInfo, rates: Rates, http: list[admin.Listener]) ->
         "applications": [
             {"name": "warrenmq", "description": "WarrenMQ", "version": node.version},
             {"name": "rabbitmq_management", "description": "RabbitMQ Management Console", "version": node.version},
+            {"name": "python", "description": "Python runtime", "version": node.python_version},
         ],
         "auth_mechanisms": [
             {"name": name, "description": AUTH_DESCRIPTIONS.get(name, name), "enabled": True}
@@ -320,7 +321,7 @@ def queue_json(
         "messages_unacknowledged_details": rates.details(key, "messages_unacknowledged"),
         "messages_unacknowledged_ram": q.messages_unacknowledged,
         "name": q.name,
-        "node": node,
+        "node": q.node or node,
         "operator_policy": None,
         "policy": q.policy,
         "reductions": 0,
@@ -333,7 +334,7 @@ def queue_json(
     if q.idle_since is not None:
         out["idle_since"] = timestamp(q.idle_since)
     if q.type == "quorum":
-        out.update(leader=node, members=[node], online=[node])
+        out.update(leader=q.leader or node, members=q.members or [node], online=q.online if q.members else [node])
     else:
         out["storage_version"] = 1
     if q.owner is not None:
@@ -372,10 +373,11 @@ def binding_json(b: admin.BindingInfo) -> dict[str, Any]:
 # -- access control ---------------------------------------------------------------------------
 
 
-def vhost_json(v: admin.VHostInfo, rates: Rates, node: str) -> dict[str, Any]:
+def vhost_json(v: admin.VHostInfo, rates: Rates, node: str, cluster: admin.ClusterInfo | None = None) -> dict[str, Any]:
     key = ("vhost", v.name)
+    states = {m.name: "running" if m.running else "nodedown" for m in cluster.members} if cluster else {node: "running"}
     return {
-        "cluster_state": {node: "running"},
+        "cluster_state": states,
         "default_queue_type": "undefined",
         "description": v.description,
         "message_stats": with_rates(v.message_stats, rates, key),

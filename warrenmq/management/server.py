@@ -1,8 +1,7 @@
 """Starting and stopping the management HTTP listener in the broker's own event loop.
 
-``start_management(node)`` is the node's hook: it wraps the node in its Admin implementation
-(the one place this package touches the server package, by design the composition root's
-choice) and serves the API with ``serve``, which knows nothing but the Admin interface.
+The node (the composition root) builds its Admin implementation and hands it to ``serve``,
+which knows nothing but the Admin interface: this package imports nothing from the server.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import Any
 
 from aiohttp import web
 
@@ -26,15 +24,17 @@ log = logging.getLogger("warrenmq.management")
 class ManagementServer:
     """A running management listener."""
 
-    def __init__(self, runner: web.AppRunner, rates: Rates, host: str, port: int) -> None:
+    def __init__(self, runner: web.AppRunner, ctx: Context, host: str, port: int) -> None:
         self.runner = runner
-        self.rates = rates
+        self.rates = ctx.rates
+        self.ctx = ctx
         self.host = host
         self.port = port
 
     async def stop(self) -> None:
         await self.rates.stop()
         await self.runner.cleanup()
+        await self.ctx.peers.close()
 
 
 async def serve(
@@ -65,19 +65,4 @@ async def serve(
         what = "management API" if protocol == "http" else "management API (HTTPS)"
         log.info("%s listening on %s:%d", what, f"[{shown}]" if ":" in shown else shown, bound)
         first = first or bound
-    return ManagementServer(runner, rates, shown, first)
-
-
-async def start_management(node: Any) -> ManagementServer:
-    from warrenmq.server.admin import NodeAdmin
-
-    settings = node.settings
-    api: admin.Admin = NodeAdmin(node)  # checked by mypy: NodeAdmin implements the interface
-    https = node.management_tls_wanted()
-    return await serve(
-        api,
-        settings.management_host,
-        settings.management_port if settings.management_port > 0 else None,
-        tls_port=settings.management_tls_port if https else None,
-        ssl_context=node.tls_context(verify_clients=False) if https else None,
-    )
+    return ManagementServer(runner, ctx, shown, first)

@@ -276,10 +276,28 @@ class Node:
         log.info("Server startup complete; AMQP port %d", self.amqp_port)
 
     async def start_management(self) -> None:
-        """The management HTTP API (warrenmq.management) in this event loop."""
-        from warrenmq.management.server import start_management
+        """The management HTTP API (warrenmq.management) in this event loop, over the Admin
+        interface built here: the management layer sees nothing of the server."""
+        from warrenmq.admin import Admin
+        from warrenmq.management.server import serve
+        from warrenmq.server.admin import NodeAdmin
 
-        self.management = await start_management(self)
+        api: Admin  # checked by mypy: both implement the interface
+        if self.cluster is not None:
+            from warrenmq.server.admin.cluster import ClusterAdmin
+
+            api = ClusterAdmin(self)
+        else:
+            api = NodeAdmin(self)
+        settings = self.settings
+        https = self.management_tls_wanted()
+        self.management = await serve(
+            api,
+            settings.management_host,
+            settings.management_port if settings.management_port > 0 else None,
+            tls_port=settings.management_tls_port if https else None,
+            ssl_context=self.tls_context(verify_clients=False) if https else None,
+        )
 
     def tls_context(self, verify_clients: bool = True) -> ssl.SSLContext:
         """The server side of TLS: the node's certificate and key; with ``tls_verify_peer``,

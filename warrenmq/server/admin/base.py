@@ -138,16 +138,22 @@ class AdminBase:
         for conn in self._open_connections():
             yield from list(conn.channels.values())
 
+    def _queue_counts(self, q: Queue) -> tuple[int, int, int, dict[str, int]]:
+        """A queue's ready and unacknowledged messages, its consumers and its counters
+        (QUEUE_STATS); a cluster node has those of queues led elsewhere from their leader."""
+        s = q.stats
+        return q.message_count, q.unacked, q.consumer_count, {key: getattr(s, key, 0) for key in QUEUE_STATS}
+
     def _vhost_info(self, v: VHost) -> admin.VHostInfo:
         retired = self._retired.get(v.name, {})
         stats = dict.fromkeys(QUEUE_STATS, 0)
         ready = unacked = 0
         for q in v.queues.values():
-            ready += q.message_count
-            unacked += q.unacked
-            s = q.stats
+            q_ready, q_unacked, _, counters = self._queue_counts(q)
+            ready += q_ready
+            unacked += q_unacked
             for key in QUEUE_STATS:
-                stats[key] += getattr(s, key, 0)
+                stats[key] += counters[key]
         for key, value in retired.items():
             stats[key] = stats.get(key, 0) + value
         stats["deliver_get"] = stats["deliver"] + stats["deliver_no_ack"] + stats["get"] + stats["get_no_ack"]

@@ -101,21 +101,7 @@ class MessageOps(AdminBase):
                 break
             if not no_ack:
                 taken.append(message)
-            props = decode_properties(message.header)
-            if message.returns and q.is_quorum:
-                headers = FieldTable(props.headers or {})
-                headers["x-delivery-count"] = ("l", message.returns)
-                props.headers = headers
-            out.append(
-                admin.GotMessage(
-                    payload=bytes(message.body),
-                    redelivered=message.returns > 0,
-                    exchange=message.exchange,
-                    routing_key=message.routing_key,
-                    message_count=q.message_count,
-                    properties=_properties_json(props),
-                )
-            )
+            out.append(got_message(message, q.is_quorum, q.message_count))
         # As RabbitMQ's HTTP API: settle only once all are taken (a requeued message would
         # otherwise come straight back).
         if ackmode == "reject_requeue_false":
@@ -124,6 +110,23 @@ class MessageOps(AdminBase):
         elif taken:
             q.requeue(taken)
         return out
+
+
+def got_message(message: Message, quorum: bool, left: int) -> admin.GotMessage:
+    """A message taken from a queue as the HTTP API shows it (``left``: ready ones after it)."""
+    props = decode_properties(message.header)
+    if message.returns and quorum:
+        headers = FieldTable(props.headers or {})
+        headers["x-delivery-count"] = ("l", message.returns)
+        props.headers = headers
+    return admin.GotMessage(
+        payload=bytes(message.body),
+        redelivered=message.returns > 0,
+        exchange=message.exchange,
+        routing_key=message.routing_key,
+        message_count=left,
+        properties=_properties_json(props),
+    )
 
 
 def _basic_properties(properties: dict[str, Any]) -> spec.BasicProperties:

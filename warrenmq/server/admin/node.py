@@ -70,7 +70,7 @@ class NodeViews(AdminBase):
             totals.messages_unacknowledged += info.messages_unacknowledged
             totals.exchanges += len(vhost.exchanges)
             totals.queues += len(vhost.queues)
-            totals.consumers += sum(q.consumer_count for q in vhost.queues.values())
+            totals.consumers += sum(self._queue_counts(q)[2] for q in vhost.queues.values())
             for key, value in info.message_stats.items():
                 stats[key] = stats.get(key, 0) + value
         totals.messages = totals.messages_ready + totals.messages_unacknowledged

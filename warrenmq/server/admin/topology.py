@@ -116,6 +116,10 @@ class TopologyOps(AdminBase):
             memory=2048 + in_memory * MESSAGE_OVERHEAD + q.ready_bytes,
             idle_since=self._epoch(q.last_used) if idle else None,
             message_stats=counters,
+            node=self.n.node_name,
+            leader=self.n.node_name if q.is_quorum else "",
+            members=[self.n.node_name] if q.is_quorum else [],
+            online=[self.n.node_name] if q.is_quorum else [],
         )
 
     def queues(self, vhost: str | None = None) -> list[admin.QueueInfo]:
