@@ -46,6 +46,7 @@ log = logging.getLogger("warrenmq.cluster")
 
 REPLY_KEY = b"\x00reply:"  # a PUBLISH "queue" that is a direct reply-to address on the other node
 STATS_INTERVAL = 2.0  # s between reports of a node's queues to the others
+PROPAGATION_WAIT = 2.0  # s a definitions write waits at most for the other nodes to apply it
 _DIAL_BACKOFF = (0.05, 1.0)
 
 
@@ -546,7 +547,7 @@ class Cluster:
         async def wait() -> int:
             count, revision = await inner
             if revision:
-                await self.metadata.wait_applied(revision)
+                await self.propagated(revision)
             return int(count)
 
         return self.spawn(wait())
@@ -561,12 +562,19 @@ class Cluster:
             except EtcdUnavailable as exc:
                 raise InternalError(f"cluster metadata store unavailable: {exc}") from None
             if revision:
-                await self.metadata.wait_applied(revision)
+                await self.propagated(revision)
             else:
                 await self.catch_up()
             return revision
 
         return self.spawn(run())
+
+    async def propagated(self, revision: int) -> None:
+        """Until this node and every other running one have applied ``revision``: as in
+        RabbitMQ, a declare-ok means a publish on any node finds what was declared (a node
+        that does not answer in time is slow or leaving: not worth a client's wait)."""
+        await self.metadata.wait_applied(revision)
+        await self.applied_everywhere(revision, PROPAGATION_WAIT)
 
     async def applied_everywhere(self, revision: int, timeout: float) -> None:
         """Wait until every node this one has a link up to has applied etcd up to ``revision``
