@@ -186,6 +186,33 @@ class Node:
             for conn in list(self.connections):
                 conn.set_blocked(bool(self.alarms), self.alarm_reason())
 
+    def set_memory_high_watermark(self, fraction: float | None = None, absolute: int | None = None) -> None:
+        """rabbitmqctl set_vm_memory_high_watermark: a new limit, checked at once (the queues'
+        memory budget stays what it was at start)."""
+        if absolute is not None:
+            self.settings.memory_high_watermark_absolute = absolute
+        elif fraction is not None:
+            self.settings.memory_high_watermark = fraction
+            self.settings.memory_high_watermark_absolute = 0
+        log.info("memory high watermark set to %d bytes", self.memory_limit())
+        if self.monitor is not None:
+            self.monitor.memory_limit = self.memory_limit()
+            self.monitor.sample()
+
+    def set_disk_free_limit(self, limit: int) -> None:
+        """rabbitmqctl set_disk_free_limit: a new limit, checked at once."""
+        self.settings.disk_free_limit = limit
+        log.info("disk free limit set to %d bytes", limit)
+        if self.monitor is not None:
+            self.monitor.disk_limit = limit
+            self.monitor.sample()
+
+    def total_memory(self) -> int:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return 4 * 1024**3
+
     async def start(self) -> None:
         server = await self.loop.create_server(
             lambda: Connection(self), sock=listen_socket(self.settings.host, self.settings.port), backlog=4096
@@ -347,11 +374,7 @@ class Node:
         """The memory high watermark in bytes (relative to RAM, or absolute)."""
         if self.settings.memory_high_watermark_absolute:
             return self.settings.memory_high_watermark_absolute
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            total = 4 * 1024**3
-        return int(total * self.settings.memory_high_watermark)
+        return int(self.total_memory() * self.settings.memory_high_watermark)
 
     def alarm_reason(self) -> str:
         """connection.blocked's reason as RabbitMQ words it: "low on memory", "low on disk",
