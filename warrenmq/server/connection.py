@@ -17,6 +17,10 @@ The socket's write buffer is the back-pressure signal: when it is full, the conn
 channels stop taking deliveries until it drains; if what the client asked for (replies,
 returns, get-oks) still piles up past a hard limit, its socket is not read until it drains,
 so a client that does not read cannot make the broker buffer without bound.
+
+Under a resource alarm a connection is blocked by the next content it sends (blocking.py):
+that frame and the rest of the read are held, the socket is not read and the heartbeat
+monitor is paused (the client's heartbeats wait in the socket) until the alarm clears.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from warrenmq.amqp.frames import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     PUBLISH,
+    Frame,
     FrameReader,
     ack_payload,
     decode_method,
@@ -56,6 +61,7 @@ from warrenmq.amqp.frames import (
     method_frame,
 )
 from warrenmq.amqp.values import FieldTable, read_table
+from warrenmq.server.blocking import first_content
 from warrenmq.server.channel import Channel
 from warrenmq.server.publishing import PublishingMixin
 
@@ -116,7 +122,7 @@ class Connection(asyncio.Protocol):
         self.paused = False  # socket write buffer full
         self.blocked = False  # blocked by a resource alarm: not read until it clears
         self.alarm_pending = False  # an alarm is in force: block at the next publish
-        self.alarm_reason = ""
+        self._held: list[Frame] = []  # frames read but not dispatched when it was blocked
         self.name = ""
         self.connected_at = 0.0
         self.auth_mechanism = ""
@@ -173,46 +179,56 @@ class Connection(asyncio.Protocol):
         try:
             frames = self.reader.feed(data, publishes=self.state == _OPENED)
             self.recv_cnt += len(frames)
-            channels = self.channels
-            payload: bytes
-            codes: list[int]
-            for frame in frames:
-                if frame[0] == PUBLISH:
-                    # A whole publish: one call, as long as nothing about it is unusual.
-                    _, number, method, header, body = frame  # type: ignore[misc]
-                    channel = channels.get(number)
-                    if self.state == _OPENED and channel is not None and channel.publish_whole(method, header, body):
-                        continue
-                    self._dispatch(1, number, method)
-                    self._dispatch(2, number, header)
-                    self._dispatch(3, number, body)
-                    continue
-                if frame[0] == ACKS:
-                    # A run of basic.acks on one channel, settled together.
-                    _, number, codes = frame  # type: ignore[misc,assignment]
-                    channel = channels.get(number)
-                    if self.state == _OPENED and channel is not None:
-                        channel.on_acks(codes)
-                    else:
-                        for code in codes:
-                            self._dispatch(1, number, ack_payload(code))
-                    continue
-                ftype, number, payload = frame  # type: ignore[misc,assignment]
+            if self.alarm_pending or self._held:
+                frames = self._admit(frames)
+            self._run(frames)
+        except Exception as exc:
+            self._input_failed(exc)
+
+    def _run(self, frames: list[Frame]) -> None:
+        """Dispatch complete frames (the hot path: keep it lean)."""
+        channels = self.channels
+        payload: bytes
+        codes: list[int]
+        for frame in frames:
+            if frame[0] == PUBLISH:
+                # A whole publish: one call, as long as nothing about it is unusual.
+                _, number, method, header, body = frame  # type: ignore[misc]
                 channel = channels.get(number)
-                if channel is not None and ftype == 1 and self.state == _OPENED:
-                    channel.on_method(payload)  # the common case: acks, consumes, declares
+                if self.state == _OPENED and channel is not None and channel.publish_whole(method, header, body):
+                    continue
+                self._dispatch(1, number, method)
+                self._dispatch(2, number, header)
+                self._dispatch(3, number, body)
+                continue
+            if frame[0] == ACKS:
+                # A run of basic.acks on one channel, settled together.
+                _, number, codes = frame  # type: ignore[misc,assignment]
+                channel = channels.get(number)
+                if self.state == _OPENED and channel is not None:
+                    channel.on_acks(codes)
                 else:
-                    self._dispatch(ftype, number, payload)
-        except AMQPError as exc:
+                    for code in codes:
+                        self._dispatch(1, number, ack_payload(code))
+                continue
+            ftype, number, payload = frame  # type: ignore[misc,assignment]
+            channel = channels.get(number)
+            if channel is not None and ftype == 1 and self.state == _OPENED:
+                channel.on_method(payload)  # the common case: acks, consumes, declares
+            else:
+                self._dispatch(ftype, number, payload)
+
+    def _input_failed(self, exc: Exception) -> None:
+        if isinstance(exc, AMQPError):
             self.fail(exc)
-        except _UNPARSABLE as exc:
+        elif isinstance(exc, _UNPARSABLE):
             # Client bytes that a decoder did not expect (a truncated property, a timestamp no
             # calendar holds...).  RabbitMQ's parser crashes on such input and closes with a
             # bare 541 INTERNAL_ERROR; so does this, logging where, without a traceback.
             log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
             self.fail(ParserCrash("unparsable input"))
-        except Exception as exc:  # a bug: keep the node up, tell the client, log once
-            log.exception("internal error on connection %s", self.name)
+        else:  # a bug: keep the node up, tell the client, log once
+            log.error("internal error on connection %s", self.name, exc_info=exc)
             self.fail(InternalError(f"internal error: {type(exc).__name__}"))
 
     def _dispatch(self, ftype: int, number: int, payload: bytes) -> None:
@@ -275,6 +291,7 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self.out.clear()
+        self._held = []
         for channel in list(self.channels.values()):
             channel.release()
         self.channels.clear()
@@ -477,7 +494,7 @@ class Connection(asyncio.Protocol):
             self._timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
         self.send_method(0, spec.ConnectionOpenOk(""))
         if self.node.alarms:
-            self.set_blocked(True, self.node.alarm_reason())
+            self.set_blocked(True)
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -488,7 +505,9 @@ class Connection(asyncio.Protocol):
         if self.state != _OPENED:
             return
         now = self.loop.time()
-        if now - self._last_recv > 2 * self.heartbeat:
+        # Not while blocked by an alarm: the client's heartbeats are in the socket we do not
+        # read (RabbitMQ pauses its monitor too); unblocking gives a fresh deadline.
+        if now - self._last_recv > 2 * self.heartbeat and not self.blocked:
             log.warning("missed heartbeats from client %s, timeout: %ds", self.name, self.heartbeat)
             assert self.transport is not None
             self.transport.abort()
@@ -607,31 +626,55 @@ class Connection(asyncio.Protocol):
 
     # -- flow control -------------------------------------------------------------------
 
-    def set_blocked(self, blocked: bool, reason: str = "") -> None:
-        """Resource alarm raised or cleared.  As RabbitMQ: a connection is blocked once it
-        publishes (now, if it has published before; else at its next publish), which stops
-        reading its socket; consumers-only connections keep flowing."""
-        if not blocked:
-            self.alarm_pending = False
-            if self.blocked:
-                self.blocked = False
-                self.resume_reading(_STOP_ALARM)
-                if self.capabilities.get("connection.blocked") and self.state == _OPENED:
-                    self.send_method(0, spec.ConnectionUnblocked())
+    def set_blocked(self, blocked: bool) -> None:
+        """Resource alarm raised or cleared.  As RabbitMQ 3.10.8: while an alarm is in force
+        a connection is blocked when it next sends content (blocking.py), whether or not it
+        published before; connections that only consume keep flowing."""
+        if blocked:
+            self.alarm_pending = True
             return
-        self.alarm_pending = True
-        self.alarm_reason = reason
-        if any(channel.published for channel in self.channels.values()):
-            self.block_publisher()
+        self.alarm_pending = False
+        if not self.blocked:
+            return
+        self.blocked = False
+        self._last_recv = self.loop.time()  # the heartbeat monitor resumes with a fresh deadline
+        if self.capabilities.get("connection.blocked") and self.state == _OPENED:
+            self.send_method(0, spec.ConnectionUnblocked())
+        # What was read but held goes first, then the socket (each connection in its turn).
+        self.loop.call_soon(self._release_held)
 
-    def block_publisher(self) -> None:
-        """Called when a connection publishes while an alarm is in force."""
-        if self.blocked or self.state != _OPENED:
-            return
+    def _admit(self, frames: list[Frame]) -> list[Frame]:
+        """Under an alarm: the frames to dispatch now.  From the first content frame on,
+        the frames are held and the connection is blocked."""
+        if self._held or self.blocked:
+            self._held += frames  # after those held already: frames keep their order
+            return []
+        if not self.alarm_pending or self.state != _OPENED:
+            return frames
+        at = first_content(frames, self.channels)
+        if at < 0:
+            return frames
+        self._held = frames[at:]
+        self._block()
+        return frames[:at]
+
+    def _block(self) -> None:
         self.blocked = True
         self.stop_reading(_STOP_ALARM)
         if self.capabilities.get("connection.blocked"):
-            self.send_method(0, spec.ConnectionBlocked(self.alarm_reason))
+            # The reason of the alarms in force now ("low on disk & memory" when both are).
+            self.send_method(0, spec.ConnectionBlocked(self.node.alarm_reason()))
+
+    def _release_held(self) -> None:
+        if self.state == _CLOSED:
+            return
+        held, self._held = self._held, []
+        try:
+            self._run(self._admit(held))
+        except Exception as exc:
+            self._input_failed(exc)
+        if not self.blocked:
+            self.resume_reading(_STOP_ALARM)
 
     # -- information --------------------------------------------------------------------
 

@@ -184,7 +184,7 @@ class Node:
         if bool(self.alarms) != before:
             log.warning("resource alarm %s: %s", "set" if self.alarms else "cleared", name)
             for conn in list(self.connections):
-                conn.set_blocked(bool(self.alarms), self.alarm_reason())
+                conn.set_blocked(bool(self.alarms))
 
     def set_memory_high_watermark(self, fraction: float | None = None, absolute: int | None = None) -> None:
         """rabbitmqctl set_vm_memory_high_watermark: a new limit, checked at once (the queues'
