@@ -81,7 +81,6 @@ _WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket
 _LEGACY_0_9_HEADER = b"AMQP\x01\x01\x00\x09"  # pre-0-9-1 clients; RabbitMQ speaks 0-9 to them
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
 _STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT = 1, 2, 4, 8
-_SAMPLE_EVERY = 16 * 1024 * 1024  # bytes received node-wide between memory checks
 _THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a deadlock, and a slow
 # consumer (rather than a busy broker) slows its publishers only a little
 
@@ -165,7 +164,7 @@ class Connection(asyncio.Protocol):
         self.recv_oct += len(data)
         node = self.node
         node.unsampled += len(data)
-        if node.unsampled > _SAMPLE_EVERY:
+        if node.unsampled > node.sample_every:
             node.sample_resources()
         if len(data) >= _YIELD_AFTER and not self._read_stops & _STOP_YIELD:
             # A big read (a publisher in full flow): let every other connection have its turn

@@ -80,6 +80,7 @@ class Node:
         self.management: Any = None
         self.monitor: ResourceMonitor | None = None
         self.unsampled = 0  # bytes received since the resource monitor last looked
+        self.sample_every = _sample_step(self.memory_limit())
         self._stopping = False
         self._restoring = False
         self._definitions_pending = False
@@ -195,6 +196,7 @@ class Node:
             self.settings.memory_high_watermark = fraction
             self.settings.memory_high_watermark_absolute = 0
         log.info("memory high watermark set to %d bytes", self.memory_limit())
+        self.sample_every = _sample_step(self.memory_limit())
         if self.monitor is not None:
             self.monitor.memory_limit = self.memory_limit()
             self.monitor.sample()
@@ -381,6 +383,13 @@ class Node:
         "low on disk & memory" (a full disk is a disk alarm too)."""
         kinds = sorted({"disk" if name.startswith("disk") else name for name in self.alarms})
         return "low on " + " & ".join(kinds) if kinds else "low on resources"
+
+
+def _sample_step(memory_limit: int) -> int:
+    """Bytes received node-wide between memory checks (besides the monitor's timer): so
+    that memory overshoots the watermark by about 1/16 of it (1 to 16 MiB) at most before the
+    alarm, however many publishers there are."""
+    return max(1024 * 1024, min(16 * 1024 * 1024, memory_limit // 16))
 
 
 def _host(address: str) -> str:
