@@ -19,6 +19,7 @@ Observed against RabbitMQ 3.10.8 with these raw clients (the alarm raised and cl
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ import pytest
 
 from tests.fuzz.raw import Closed
 from tests.interop.alarm_support import Alarms, alarm_server, eventually, stays
-from tests.interop.test_raw_protocol import Raw, content_header, frame, method_payload
+from tests.interop.test_raw_protocol import Raw, content_header, frame, method_payload, publish_frames
 from tests.server import ServerProcess
 
 BLOCKED_CAPABILITY = {"connection.blocked": True}
@@ -246,3 +247,41 @@ def test_blocked_connection_is_not_closed_for_missed_heartbeats(
     finally:
         blocked.close()
         idle.close()
+
+
+ONE_READ = 256 * 1024  # the most asyncio or uvloop hands to data_received at once
+FRAME_MAX = 131072
+
+
+def test_intake_after_the_alarm_is_one_read(server: ServerProcess, alarms: Alarms, name: str) -> None:
+    """Once the alarm is raised, a publisher that pours 4 MB of publishes at the server gets
+    none of them taken, and the server reads at most one socket read (and a frame) of it
+    before it stops reading, the rest waiting in the kernel's buffers; when the alarm
+    clears, all of them arrive, in order."""
+    watcher = Raw(server.port).connect()
+    publisher = Raw(server.port).connect(capabilities=BLOCKED_CAPABILITY)
+    try:
+        watcher.call(1, pika.spec.Queue.Declare(queue=name), pika.spec.Queue.DeclareOk)
+        alarms.memory(True)
+        before = int(alarms.connections()[local_port(publisher)]["recv_oct"])  # type: ignore[call-overload]
+        body = b"b" * 100_000
+        burst = b"".join(publish_frames(1, "", name, body[:-4] + b"%04d" % i) for i in range(40))
+        sender = threading.Thread(target=publisher.sock.sendall, args=(burst,), daemon=True)
+        sender.start()
+        assert publisher.expect(pika.spec.Connection.Blocked, 0).reason == "low on memory"
+        assert stays(lambda: message_count(watcher, name) == 0, 1.0)
+
+        def read_since() -> int:
+            return int(alarms.connections()[local_port(publisher)]["recv_oct"]) - before  # type: ignore[call-overload]
+
+        assert stays(lambda: read_since() <= ONE_READ + FRAME_MAX, 0.5), read_since()
+        alarms.memory(False)
+        publisher.expect(pika.spec.Connection.Unblocked, 0)
+        sender.join(10)
+        assert eventually(lambda: message_count(watcher, name) == 40)
+        for i in range(40):
+            got = watcher.get(1, name)
+            assert got is not None and got[2][-4:] == b"%04d" % i
+    finally:
+        publisher.close()
+        watcher.close()
