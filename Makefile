@@ -70,7 +70,7 @@ fuzz: $(STAMP)
 # --- long resource alarms (never part of `make test`, which holds them a few seconds) -------
 # 50 publishers blocked 30 s by a memory and by a disk alarm; the issue-16 program blocked 2 min.
 soak-alarms: $(STAMP)
-	WARREN_ALARM_HOLD=30 WARREN_REPRO_HOLD=120 WARREN_REPRO_HEARTBEAT=5 \
+	WARREN_ALARM_HOLD=30 WARREN_ALARM_LOAD=10 WARREN_REPRO_HOLD=120 WARREN_REPRO_HEARTBEAT=5 \
 		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/interop/test_alarm_load.py
 
 clean:

@@ -4,8 +4,9 @@ heartbeat timeout.  None is disconnected, nothing is taken while they are blocke
 server's memory does not grow, all resume when the alarm clears, and every confirmed
 message is consumed afterwards.
 
-``make test`` holds the alarm 5 s (2.5 heartbeat timeouts); ``make soak-alarms`` holds it
-30 s (WARREN_ALARM_HOLD=30) and prints the figures.  The disk alarm is raised the way a
+``make test`` holds the alarm 5 s (2.5 heartbeat timeouts) between 1 s of load before and
+after; ``make soak-alarms`` holds it 30 s between 10 s of load (WARREN_ALARM_HOLD=30,
+WARREN_ALARM_LOAD=10) and prints the figures.  The disk alarm is raised the way a
 ``--disk-free-limit`` above the free space raises it, with the limit set at run time
 (warrenctl set_disk_free_limit), so that it can be cleared again.
 """
@@ -28,6 +29,7 @@ from tests.server import ServerProcess
 
 PUBLISHERS = int(os.environ.get("WARREN_ALARM_PUBLISHERS", "50"))
 HOLD = float(os.environ.get("WARREN_ALARM_HOLD", "5"))
+LOAD = float(os.environ.get("WARREN_ALARM_LOAD", "1"))  # seconds of publishing before and after
 HEARTBEAT = 2
 BODY = b"p" * 2000
 QUEUE = "alarm-load"
@@ -95,8 +97,9 @@ def test_long_alarm_under_load_loses_and_drops_nothing(server: ServerProcess, ki
             thread.start()
         assert all(p.ready.wait(30) for p in publishers)
         assert not [p.error for p in publishers if p.error]
-        # Under load: every publisher has had messages confirmed.
+        # Under load: every publisher has had messages confirmed, and keeps publishing.
         assert eventually(lambda: all(p.confirmed >= 3 for p in publishers), 30)
+        time.sleep(LOAD)  # (load for a while, not a wait for an event)
 
         raise_alarm(True)
         ports = {p.client_port for p in publishers}
@@ -121,6 +124,7 @@ def test_long_alarm_under_load_loses_and_drops_nothing(server: ServerProcess, ki
         raise_alarm(False)
         # All resume: each gets more messages confirmed.
         assert eventually(lambda: all(p.confirmed > c for p, c in zip(publishers, counts, strict=True)), 60)
+        time.sleep(LOAD)
         stop.set()
         for thread in threads:
             thread.join(30)
@@ -137,7 +141,8 @@ def test_long_alarm_under_load_loses_and_drops_nothing(server: ServerProcess, ki
             assert consumed.get(p.number) == list(range(p.confirmed)), p.number
         print(
             f"\nalarm under load ({kind}, held {HOLD:.0f} s, heartbeat {HEARTBEAT} s): {PUBLISHERS} publishers, "
-            f"{confirmed} messages confirmed, {sum(map(len, consumed.values()))} consumed, 0 disconnected; "
+            f"{confirmed} messages confirmed ({sum(counts)} before the block), "
+            f"{sum(map(len, consumed.values()))} consumed, 0 disconnected; "
             f"server memory {growth / 1e6:+.1f} MB while blocked"
         )
     finally:
