@@ -8,7 +8,7 @@ STAMP = $(VENV)/.installed-dev
 SPEC ?= ../shared/spec/amqp-rabbitmq-0.9.1.json
 ARGS ?=
 
-.PHONY: run cluster test lint unit interop ui-test cluster-test codegen check-codegen clean bench bench-smoke profile fuzz soak
+.PHONY: run cluster test lint unit interop ui-test cluster-test codegen check-codegen clean bench bench-smoke profile fuzz soak soak-alarms
 
 # Installing also compiles the frame splitter (setup.py); its source changing means rebuilding.
 $(STAMP): pyproject.toml setup.py warrenmq/amqp/frames.py warrenmq/amqp/frames.pxd
@@ -89,6 +89,12 @@ FUZZ_ARGS ?=
 fuzz: $(STAMP)
 	WARREN_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz/test_frame_fuzz.py
 	$(BIN)/python -m tests.fuzz.socket_fuzz --duration 60 $(FUZZ_ARGS)
+
+# --- long resource alarms (never part of `make test`, which holds them a few seconds) -------
+# 50 publishers blocked 30 s by a memory and by a disk alarm; the issue-16 program blocked 2 min.
+soak-alarms: $(STAMP)
+	WARREN_ALARM_HOLD=30 WARREN_ALARM_LOAD=10 WARREN_REPRO_HOLD=120 WARREN_REPRO_HEARTBEAT=5 \
+		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/interop/test_alarm_load.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

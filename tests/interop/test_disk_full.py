@@ -1,8 +1,9 @@
 """A full disk blocks publishers instead of crashing or losing a confirmed message.
 
 The data directory lives on a small tmpfs (mounting needs root; skipped otherwise), partly
-filled by a filler file; once the store's writes fail with ENOSPC the publisher is blocked,
-and freeing space lets everything continue.
+filled by a filler file; once the store's writes fail with ENOSPC nothing more is confirmed
+and a connection that publishes is blocked ("low on disk"); freeing space lets everything
+continue.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pika
+import pika.spec
 import pytest
 
+from tests.interop.test_raw_protocol import Raw
 from tests.server import ServerProcess
 
 
@@ -37,21 +40,19 @@ def test_full_disk_blocks_publishers_and_loses_nothing(small_fs: Path) -> None:
     filler = small_fs / "filler"
     filler.write_bytes(b"\0" * (4 * 1024 * 1024))
     server = ServerProcess(small_fs / "data", "--disk-free-limit", "1").start()
-    blocked, unblocked, stop = threading.Event(), threading.Event(), threading.Event()
+    stop = threading.Event()
     confirmed: list[int] = []
     errors: list[BaseException] = []
 
     def publish() -> None:
         try:
             conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.port, heartbeat=0))
-            conn.add_on_connection_blocked_callback(lambda *_: blocked.set())
-            conn.add_on_connection_unblocked_callback(lambda *_: unblocked.set())
             ch = conn.channel()
             ch.queue_declare("full-q", durable=True)
             ch.confirm_delivery()
             body = b"y" * 20_000
             n = 0
-            while not (stop.is_set() and unblocked.is_set()):
+            while not stop.is_set():
                 ch.basic_publish("", "full-q", body + b"%08d" % n, pika.BasicProperties(delivery_mode=2))
                 confirmed.append(n)
                 n += 1
@@ -70,8 +71,16 @@ def test_full_disk_blocks_publishers_and_loses_nothing(small_fs: Path) -> None:
         probe = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.port, heartbeat=0))
         assert probe.channel().queue_declare("full-q", durable=True, passive=True).method.message_count >= 1
         probe.close()
+        # (The publisher waits for its confirm.)  Another one is blocked when it publishes.
+        other = Raw(server.port).connect(capabilities={"connection.blocked": True})
+        other.call(1, pika.spec.Confirm.Select(), pika.spec.Confirm.SelectOk)
+        other.publish(1, "", "other-q", b"z")
+        assert other.expect(pika.spec.Connection.Blocked, 0).reason == "low on disk"
         os.remove(filler)  # space is back
         assert server.wait_for_log("resource alarm cleared", timeout=30)
+        other.expect(pika.spec.Connection.Unblocked, 0)
+        assert other.expect(pika.spec.Basic.Ack, 1).delivery_tag == 1  # its publish goes through now
+        other.close()
         deadline = time.monotonic() + 30
         while len(confirmed) < count_at_full + 3 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -82,7 +91,6 @@ def test_full_disk_blocks_publishers_and_loses_nothing(small_fs: Path) -> None:
         assert "Traceback" not in server.log
     finally:
         stop.set()
-        unblocked.set()
         server.stop()
     # Every confirmed message survives a restart, in order.
     server.start()

@@ -116,11 +116,15 @@ class Raw(RawClient):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connect(
-        self, channels: tuple[int, ...] = (1,), frame_max: int = 131072, capabilities: dict[str, bool] | None = None
+        self,
+        channels: tuple[int, ...] = (1,),
+        frame_max: int = 131072,
+        capabilities: dict[str, bool] | None = None,
+        heartbeat: int = 0,
     ) -> Raw:
         tune = self.start(capabilities=capabilities)
         assert isinstance(tune, pika.spec.Connection.Tune), tune
-        self.send_method(0, pika.spec.Connection.TuneOk(2047, frame_max, 0))
+        self.send_method(0, pika.spec.Connection.TuneOk(2047, frame_max, heartbeat))
         self.send_method(0, pika.spec.Connection.Open("/"))
         self.expect(pika.spec.Connection.OpenOk)
         for number in channels:

@@ -9,6 +9,7 @@ rabbitmqctl's message and exit code (sysexits: 64 usage, 65 data, 67 no user, 69
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -383,6 +384,71 @@ def await_startup(ctx: Ctx) -> int:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
+
+
+def _bad_argument(ctx: Ctx, why: str = "") -> CommandError:
+    """rabbitmqctl's argument validation failure (exit 65)."""
+    text = f"Error (argument validation): Bad argument{': ' + why if why else '.'}\n"
+    return CommandError(EX_DATAERR, text + f"Arguments given:\n\t{' '.join(ctx.argv)}\n\nUsage\n\n{ctx.usage}", False)
+
+
+_AMOUNT = re.compile(r"\d+[A-Za-z]*")  # bytes with a unit; the node checks the unit ("60MB", "1GiB")
+
+
+def _node_path(ctx: Ctx) -> tuple[str, str]:
+    node = str(ctx.client.get("/api/overview?columns=node").get("node", ""))
+    return node, f"/api/nodes/{quote(node)}"
+
+
+def _number(ctx: Ctx, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise _bad_argument(ctx) from None
+
+
+def _put_setting(ctx: Ctx, path: str, body: dict[str, Any]) -> int:
+    try:
+        ctx.client.put(path, body)
+    except ApiError as exc:
+        if exc.status == 400:
+            raise _bad_argument(ctx) from None
+        raise
+    return 0
+
+
+def set_vm_memory_high_watermark(ctx: Ctx) -> int:
+    """``<fraction>`` or ``absolute <value>`` ("60MB"): the memory alarm follows at once."""
+    if ctx.args[0] == "absolute":
+        if len(ctx.args) != 2 or not _AMOUNT.fullmatch(ctx.args[1]):
+            raise _bad_argument(ctx)
+        node, path = _node_path(ctx)
+        ctx.printer.info(f"Setting memory threshold on {node} to {ctx.args[1]} bytes ...")
+        return _put_setting(ctx, path + "/memory-high-watermark", {"absolute": ctx.args[1]})
+    if len(ctx.args) != 1:
+        raise _bad_argument(ctx)
+    fraction = _number(ctx, ctx.args[0])
+    if not 0.0 <= fraction <= 1.0:
+        raise _bad_argument(ctx, "The threshold should be a fraction between 0.0 and 1.0")
+    node, path = _node_path(ctx)
+    ctx.printer.info(f"Setting memory threshold on {node} to {ctx.args[0]} ...")
+    return _put_setting(ctx, path + "/memory-high-watermark", {"fraction": fraction})
+
+
+def set_disk_free_limit(ctx: Ctx) -> int:
+    """``<disk_limit>`` ("50MB") or ``mem_relative <fraction>``: the disk alarm follows at once."""
+    if ctx.args[0] == "mem_relative":
+        if len(ctx.args) != 2:
+            raise _bad_argument(ctx)
+        ratio = _number(ctx, ctx.args[1])
+        node, path = _node_path(ctx)
+        ctx.printer.info(f"Setting disk free limit on {node} to {ctx.args[1]} times the total RAM ...")
+        return _put_setting(ctx, path + "/disk-free-limit", {"mem_relative": ratio})
+    if len(ctx.args) != 1 or not _AMOUNT.fullmatch(ctx.args[0]):
+        raise _bad_argument(ctx)
+    node, path = _node_path(ctx)
+    ctx.printer.info(f"Setting disk free limit on {node} to {ctx.args[0]} bytes ...")
+    return _put_setting(ctx, path + "/disk-free-limit", {"limit": ctx.args[0]})
 
 
 def version(ctx: Ctx) -> int:

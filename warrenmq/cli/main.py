@@ -84,6 +84,12 @@ COMMANDS.update(
         "clear_policy": c.Command(c.clear_policy, "clear_policy [--vhost <vhost>] <name>", 1, 1),
         "export_definitions": c.Command(c.export_definitions, 'export_definitions <file_path | "-">', 1, 1),
         "import_definitions": c.Command(c.import_definitions, 'import_definitions <file_path | "-">', 1, 1),
+        "set_vm_memory_high_watermark": c.Command(
+            c.set_vm_memory_high_watermark, "set_vm_memory_high_watermark <fraction> | absolute <value>", 1, 2
+        ),
+        "set_disk_free_limit": c.Command(
+            c.set_disk_free_limit, "set_disk_free_limit <disk_limit> | mem_relative <fraction>", 1, 2
+        ),
         "status": c.Command(c.status, "status", 0, 0, ("unit",)),
         "cluster_status": c.Command(c.cluster_status, "cluster_status", 0, 0),
         "await_startup": c.Command(c.await_startup, "await_startup [--timeout <timeout>]", 0, 0),

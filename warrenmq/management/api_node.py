@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 from aiohttp import web
 
 from warrenmq import admin
+from warrenmq.config import parse_bytes
 from warrenmq.management import history, peers, render
 from warrenmq.management.auth import principal, require_admin, require_monitor
 from warrenmq.management.context import Context, context
@@ -91,6 +93,64 @@ def _authorization(request: web.Request) -> str:
     return request.headers.get("Authorization", "")
 
 
+async def set_memory_high_watermark(request: web.Request) -> web.Response:
+    """``{"fraction": 0.4}`` or ``{"absolute": "60MB"}``: rabbitmqctl set_vm_memory_high_watermark
+    (a WarrenMQ extension: RabbitMQ's HTTP API has no such endpoint; warrenctl uses it)."""
+    require_admin(request)
+    ctx = _this_node(request)
+    body = await body_json(request)
+    if body.get("absolute") is not None:
+        ctx.admin.set_memory_high_watermark(absolute=_bytes(body["absolute"]))
+    else:
+        fraction = _fraction(body.get("fraction"))
+        if not 0.0 <= fraction <= 1.0:
+            raise bad_request("The threshold should be a fraction between 0.0 and 1.0")
+        ctx.admin.set_memory_high_watermark(fraction=fraction)
+    return no_content()
+
+
+async def set_disk_free_limit(request: web.Request) -> web.Response:
+    """``{"limit": "50MB"}`` or ``{"mem_relative": 1.5}``: rabbitmqctl set_disk_free_limit
+    (a WarrenMQ extension, as above)."""
+    require_admin(request)
+    ctx = _this_node(request)
+    body = await body_json(request)
+    if body.get("mem_relative") is not None:
+        ctx.admin.set_disk_free_limit(mem_relative=_fraction(body["mem_relative"]))
+    else:
+        ctx.admin.set_disk_free_limit(limit=_bytes(body.get("limit")))
+    return no_content()
+
+
+def _this_node(request: web.Request) -> Context:
+    ctx = context(request)
+    if request.match_info["node"] != ctx.node_name:
+        raise object_not_found()
+    return ctx
+
+
+def _bytes(value: object) -> int:
+    """An amount of bytes: a number, or a string with RabbitMQ's units ("60MB", "1GiB")."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    try:
+        return parse_bytes(str(value))
+    except ValueError:
+        raise bad_request(f"not an amount of bytes: {value!r}") from None
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, bool):
+        raise bad_request(f"not a number: {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise bad_request(f"not a number: {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise bad_request(f"not a positive number: {value!r}")
+    return number
+
+
 async def extensions(request: web.Request) -> web.Response:
     return reply([], request)
 
@@ -149,6 +209,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/cluster-name", cluster_name)
     router.add_get("/api/nodes", nodes)
     router.add_get("/api/nodes/{node}", node)
+    router.add_put("/api/nodes/{node}/memory-high-watermark", set_memory_high_watermark)
+    router.add_put("/api/nodes/{node}/disk-free-limit", set_disk_free_limit)
     router.add_get("/api/extensions", extensions)
     router.add_get("/api/whoami", whoami)
     for path in ("/api/definitions", "/api/all-configuration", "/api/definitions/{vhost}"):

@@ -1,10 +1,11 @@
 """Resource alarms: memory high watermark and free-disk low limit, as RabbitMQ has them.
 
-A timer samples the process's resident memory and the data directory's free disk space.
-When either crosses its threshold the node raises an alarm: publishing connections are
-blocked (connection.blocked sent to clients that support it, their sockets no longer read)
-while consumers keep draining; when every alarm clears they are unblocked.  Nothing is
-dropped: blocked publishers simply wait.
+A timer samples the process's resident memory and the data directory's free disk space
+(and the node samples memory again after every sixteenth of the watermark of input).  When
+either crosses its threshold the node raises an alarm: connections are blocked at their next
+publish (blocking.py; connection.blocked sent to clients that support it, their sockets no
+longer read) while consumers keep draining; when every alarm clears they are unblocked.
+Nothing is dropped: blocked publishers simply wait, without being held to their heartbeats.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ The socket's write buffer is the back-pressure signal: when it is full, the conn
 channels stop taking deliveries until it drains; if what the client asked for (replies,
 returns, get-oks) still piles up past a hard limit, its socket is not read until it drains,
 so a client that does not read cannot make the broker buffer without bound.
+
+Under a resource alarm a connection is blocked by the next content it sends (blocking.py):
+that frame and the rest of the read are held, the socket is not read and the heartbeat
+monitor is paused (the client's heartbeats wait in the socket) until the alarm clears.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from warrenmq.amqp.frames import (
     method_frame,
 )
 from warrenmq.amqp.values import FieldTable, read_table
+from warrenmq.server.blocking import first_content
 from warrenmq.server.channel import Channel
 from warrenmq.server.publishing import PublishingMixin
 
@@ -76,7 +81,6 @@ _WRITE_HARD = 8 * 1024 * 1024  # bytes unsent to a client after which its socket
 _LEGACY_0_9_HEADER = b"AMQP\x01\x01\x00\x09"  # pre-0-9-1 clients; RabbitMQ speaks 0-9 to them
 _YIELD_AFTER = 32 * 1024  # bytes read in one go after which a connection lets the others run
 _STOP_YIELD, _STOP_THROTTLE, _STOP_ALARM, _STOP_OUTPUT, _STOP_WAIT, _STOP_FROZEN = 1, 2, 4, 8, 16, 32
-_SAMPLE_EVERY = 16 * 1024 * 1024  # bytes received node-wide between memory checks
 _THROTTLE_MAX = 0.05  # seconds a throttled publisher waits at most: never a deadlock, and a slow
 # consumer (rather than a busy broker) slows its publishers only a little
 
@@ -117,7 +121,7 @@ class Connection(asyncio.Protocol):
         self.paused = False  # socket write buffer full
         self.blocked = False  # blocked by a resource alarm: not read until it clears
         self.alarm_pending = False  # an alarm is in force: block at the next publish
-        self.alarm_reason = ""
+        self._held: list[Frame] = []  # frames read but not dispatched when it was blocked
         self.name = ""
         self.connected_at = 0.0
         self.auth_mechanism = ""
@@ -171,7 +175,7 @@ class Connection(asyncio.Protocol):
         self.recv_oct += len(data)
         node = self.node
         node.unsampled += len(data)
-        if node.unsampled > _SAMPLE_EVERY:
+        if node.unsampled > node.sample_every:
             node.sample_resources()
         if len(data) >= _YIELD_AFTER and not self._read_stops & _STOP_YIELD:
             # A big read (a publisher in full flow): let every other connection have its turn
@@ -186,29 +190,23 @@ class Connection(asyncio.Protocol):
             frames = self.reader.feed(data, publishes=self.state == _OPENED)
             self.recv_cnt += len(frames)
             if self.waiting:
-                self._held_frames.extend(frames)
+                self._held_frames.extend(frames)  # a method waits for the cluster: after it
                 return
-            self._run_frames(frames)
-        except AMQPError as exc:
-            self.fail(exc)
-        except _UNPARSABLE as exc:
-            # Client bytes that a decoder did not expect (a truncated property, a timestamp no
-            # calendar holds...).  RabbitMQ's parser crashes on such input and closes with a
-            # bare 541 INTERNAL_ERROR; so does this, logging where, without a traceback.
-            log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
-            self.fail(ParserCrash("unparsable input"))
-        except Exception as exc:  # a bug: keep the node up, tell the client, log once
-            log.exception("internal error on connection %s", self.name)
-            self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+            if self.alarm_pending or self._held:
+                frames = self._admit(frames)
+            self._run(frames)
+        except Exception as exc:
+            self._input_failed(exc)
 
-    def _run_frames(self, frames: list[Frame]) -> None:
-        """Dispatch frames in order; stop (keeping the rest) when a method waits."""
+    def _run(self, frames: list[Frame]) -> None:
+        """Dispatch complete frames (the hot path: keep it lean); stop, keeping the rest, when
+        a method waits for another node or etcd (cluster mode)."""
         channels = self.channels
         payload: bytes
         codes: list[int]
         for i, frame in enumerate(frames):
             if self.waiting:
-                self._held_frames = frames[i:]
+                self._held_frames = frames[i:] + self._held_frames
                 return
             if frame[0] == PUBLISH:
                 # A whole publish: one call, as long as nothing about it is unusual.
@@ -237,6 +235,19 @@ class Connection(asyncio.Protocol):
             else:
                 self._dispatch(ftype, number, payload)
 
+    def _input_failed(self, exc: Exception) -> None:
+        if isinstance(exc, AMQPError):
+            self.fail(exc)
+        elif isinstance(exc, _UNPARSABLE):
+            # Client bytes that a decoder did not expect (a truncated property, a timestamp no
+            # calendar holds...).  RabbitMQ's parser crashes on such input and closes with a
+            # bare 541 INTERNAL_ERROR; so does this, logging where, without a traceback.
+            log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
+            self.fail(ParserCrash("unparsable input"))
+        else:  # a bug: keep the node up, tell the client, log once
+            log.error("internal error on connection %s", self.name, exc_info=exc)
+            self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+
     # -- waiting (cluster mode) ---------------------------------------------------------
 
     def wait_for(self, future: Any, then: Any) -> None:
@@ -255,15 +266,11 @@ class Connection(asyncio.Protocol):
             then(future)
             held, self._held_frames = self._held_frames, []
             if held and self.state < _CLOSED:
-                self._run_frames(held)
-        except AMQPError as exc:
-            self.fail(exc)
-        except _UNPARSABLE as exc:
-            log.warning("closing connection %s: input that did not decode: %s", self.name, _where(exc))
-            self.fail(ParserCrash("unparsable input"))
-        except Exception as exc:  # a bug: keep the node up, tell the client, log once
-            log.exception("internal error on connection %s", self.name)
-            self.fail(InternalError(f"internal error: {type(exc).__name__}"))
+                if self.alarm_pending or self._held:
+                    held = self._admit(held)
+                self._run(held)
+        except Exception as exc:
+            self._input_failed(exc)
         if not self.waiting:
             self.resume_reading(_STOP_WAIT)
             self.schedule_flush()
@@ -340,6 +347,7 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self.out.clear()
+        self._held = []
         for channel in list(self.channels.values()):
             channel.release()
         self.channels.clear()
@@ -546,7 +554,7 @@ class Connection(asyncio.Protocol):
             self._timer = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
         self.send_method(0, spec.ConnectionOpenOk(""))
         if self.node.alarms:
-            self.set_blocked(True, self.node.alarm_reason())
+            self.set_blocked(True)
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -557,7 +565,9 @@ class Connection(asyncio.Protocol):
         if self.state != _OPENED:
             return
         now = self.loop.time()
-        if now - self._last_recv > 2 * self.heartbeat:
+        # Not while blocked by an alarm: the client's heartbeats are in the socket we do not
+        # read (RabbitMQ pauses its monitor too); unblocking gives a fresh deadline.
+        if now - self._last_recv > 2 * self.heartbeat and not self.blocked:
             log.warning("missed heartbeats from client %s, timeout: %ds", self.name, self.heartbeat)
             assert self.transport is not None
             self.transport.abort()
@@ -676,31 +686,55 @@ class Connection(asyncio.Protocol):
 
     # -- flow control -------------------------------------------------------------------
 
-    def set_blocked(self, blocked: bool, reason: str = "") -> None:
-        """Resource alarm raised or cleared.  As RabbitMQ: a connection is blocked once it
-        publishes (now, if it has published before; else at its next publish), which stops
-        reading its socket; consumers-only connections keep flowing."""
-        if not blocked:
-            self.alarm_pending = False
-            if self.blocked:
-                self.blocked = False
-                self.resume_reading(_STOP_ALARM)
-                if self.capabilities.get("connection.blocked") and self.state == _OPENED:
-                    self.send_method(0, spec.ConnectionUnblocked())
+    def set_blocked(self, blocked: bool) -> None:
+        """Resource alarm raised or cleared.  As RabbitMQ 3.10.8: while an alarm is in force
+        a connection is blocked when it next sends content (blocking.py), whether or not it
+        published before; connections that only consume keep flowing."""
+        if blocked:
+            self.alarm_pending = True
             return
-        self.alarm_pending = True
-        self.alarm_reason = reason
-        if any(channel.published for channel in self.channels.values()):
-            self.block_publisher()
+        self.alarm_pending = False
+        if not self.blocked:
+            return
+        self.blocked = False
+        self._last_recv = self.loop.time()  # the heartbeat monitor resumes with a fresh deadline
+        if self.capabilities.get("connection.blocked") and self.state == _OPENED:
+            self.send_method(0, spec.ConnectionUnblocked())
+        # What was read but held goes first, then the socket (each connection in its turn).
+        self.loop.call_soon(self._release_held)
 
-    def block_publisher(self) -> None:
-        """Called when a connection publishes while an alarm is in force."""
-        if self.blocked or self.state != _OPENED:
-            return
+    def _admit(self, frames: list[Frame]) -> list[Frame]:
+        """Under an alarm: the frames to dispatch now.  From the first content frame on,
+        the frames are held and the connection is blocked."""
+        if self._held or self.blocked:
+            self._held += frames  # after those held already: frames keep their order
+            return []
+        if not self.alarm_pending or self.state != _OPENED:
+            return frames
+        at = first_content(frames, self.channels)
+        if at < 0:
+            return frames
+        self._held = frames[at:]
+        self._block()
+        return frames[:at]
+
+    def _block(self) -> None:
         self.blocked = True
         self.stop_reading(_STOP_ALARM)
         if self.capabilities.get("connection.blocked"):
-            self.send_method(0, spec.ConnectionBlocked(self.alarm_reason))
+            # The reason of the alarms in force now ("low on disk & memory" when both are).
+            self.send_method(0, spec.ConnectionBlocked(self.node.alarm_reason()))
+
+    def _release_held(self) -> None:
+        if self.state == _CLOSED:
+            return
+        held, self._held = self._held, []
+        try:
+            self._run(self._admit(held))
+        except Exception as exc:
+            self._input_failed(exc)
+        if not self.blocked:
+            self.resume_reading(_STOP_ALARM)
 
     # -- information --------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class Node:
         self.management: Any = None
         self.monitor: ResourceMonitor | None = None
         self.unsampled = 0  # bytes received since the resource monitor last looked
+        self.sample_every = _sample_step(self.memory_limit())
         self._stopping = False
         self._restoring = False
         self._definitions_pending = False
@@ -219,7 +220,35 @@ class Node:
         if bool(self.alarms) != before:
             log.warning("resource alarm %s: %s", "set" if self.alarms else "cleared", name)
             for conn in list(self.connections):
-                conn.set_blocked(bool(self.alarms), self.alarm_reason())
+                conn.set_blocked(bool(self.alarms))
+
+    def set_memory_high_watermark(self, fraction: float | None = None, absolute: int | None = None) -> None:
+        """rabbitmqctl set_vm_memory_high_watermark: a new limit, checked at once (the queues'
+        memory budget stays what it was at start)."""
+        if absolute is not None:
+            self.settings.memory_high_watermark_absolute = absolute
+        elif fraction is not None:
+            self.settings.memory_high_watermark = fraction
+            self.settings.memory_high_watermark_absolute = 0
+        log.info("memory high watermark set to %d bytes", self.memory_limit())
+        self.sample_every = _sample_step(self.memory_limit())
+        if self.monitor is not None:
+            self.monitor.memory_limit = self.memory_limit()
+            self.monitor.sample()
+
+    def set_disk_free_limit(self, limit: int) -> None:
+        """rabbitmqctl set_disk_free_limit: a new limit, checked at once."""
+        self.settings.disk_free_limit = limit
+        log.info("disk free limit set to %d bytes", limit)
+        if self.monitor is not None:
+            self.monitor.disk_limit = limit
+            self.monitor.sample()
+
+    def total_memory(self) -> int:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return 4 * 1024**3
 
     def _watch_vhost(self, vhost: VHost) -> None:
         assert self.cluster is not None
@@ -425,17 +454,20 @@ class Node:
         """The memory high watermark in bytes (relative to RAM, or absolute)."""
         if self.settings.memory_high_watermark_absolute:
             return self.settings.memory_high_watermark_absolute
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError):
-            total = 4 * 1024**3
-        return int(total * self.settings.memory_high_watermark)
+        return int(self.total_memory() * self.settings.memory_high_watermark)
 
     def alarm_reason(self) -> str:
         """connection.blocked's reason as RabbitMQ words it: "low on memory", "low on disk",
         "low on disk & memory" (a full disk is a disk alarm too)."""
         kinds = sorted({"disk" if name.startswith("disk") else name for name in self.alarms})
         return "low on " + " & ".join(kinds) if kinds else "low on resources"
+
+
+def _sample_step(memory_limit: int) -> int:
+    """Bytes received node-wide between memory checks (besides the monitor's timer): so
+    that memory overshoots the watermark by about 1/16 of it (1 to 16 MiB) at most before the
+    alarm, however many publishers there are."""
+    return max(1024 * 1024, min(16 * 1024 * 1024, memory_limit // 16))
 
 
 def _host(address: str) -> str:

@@ -320,8 +320,6 @@ class PublishingMixin(ChannelBase):
             except AMQPError as exc:
                 exc.class_id, exc.method_id = 60, 40
                 raise
-        if self.conn.alarm_pending:
-            self.conn.block_publisher()  # the message is taken; the next ones wait
         if self._extra_keys:
             queues: Any = self.vhost.route_keys(exchange, message, self._extra_keys)
             self._extra_keys = []

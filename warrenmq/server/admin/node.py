@@ -83,6 +83,14 @@ class NodeViews(AdminBase):
     def alarms(self) -> list[admin.Alarm]:
         return [admin.Alarm(ALARM_RESOURCES.get(a, a), self.n.node_name) for a in sorted(self.n.alarms)]
 
+    def set_memory_high_watermark(self, fraction: float | None = None, absolute: int | None = None) -> None:
+        self.n.set_memory_high_watermark(fraction, absolute)
+
+    def set_disk_free_limit(self, limit: int | None = None, mem_relative: float | None = None) -> None:
+        if limit is None:
+            limit = int(self.n.total_memory() * (mem_relative or 0.0))
+        self.n.set_disk_free_limit(limit)
+
     def authenticate(self, username: str, password: str, remote_address: str) -> admin.UserInfo:
         user = self.broker.users.authenticate(username, password)
         if user is None:
