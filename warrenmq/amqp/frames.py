@@ -253,8 +253,10 @@ FLAG_CLUSTER_ID = 1 << 2
 
 
 # The size of each fixed-size field value RabbitMQ's parser (rabbit_binary_parser) accepts,
-# by type letter; 255: not fixed-size (S, x, F, A, d, f: see _table_end) or not a type.
-_FIXED = {"t": 1, "b": 1, "B": 1, "s": 2, "u": 2, "I": 4, "i": 4, "l": 8, "T": 8, "D": 5, "V": 0}
+# by type letter ('L' is a signed long there, as 'l': py-amqp writes it for 64-bit ints);
+# 255: not fixed-size (S, x, F, A, d, f: see _table_end) or not a type.  The letters and
+# sizes are RabbitMQ 3.10.8's, probed with raw frames (tests/data/field_values.json).
+_FIXED = {"t": 1, "b": 1, "B": 1, "s": 2, "u": 2, "I": 4, "i": 4, "l": 8, "L": 8, "T": 8, "D": 5, "V": 0}
 _FIXED_SIZES = bytes(_FIXED.get(chr(i), 255) for i in range(256))
 
 
