@@ -12,6 +12,7 @@ import struct
 
 from warrenmq.amqp import spec
 from warrenmq.amqp.errors import FrameError, ParserCrash
+from warrenmq.amqp.properties import property_list_problem
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_END = b"\xce"
@@ -329,12 +330,26 @@ def _table_end(buf: bytes, off: int, stop: int) -> int:
 def peek_delivery(header: bytes) -> tuple[int, int, str | None]:
     """(delivery_mode, priority, expiration) from a raw content header, whose whole property
     list is checked on the way as RabbitMQ's parser takes it: a field cut short, a field
-    table that does not parse, or bytes left over raise ParserCrash (RabbitMQ's 541).  The
-    delivery mode is as sent (1 when absent); the flags' two low bits are ignored, as there.
+    table that does not parse, or bytes left over raise ParserCrash (RabbitMQ's 541), whose
+    ``detail`` says what and where for the log.  The delivery mode is as sent (1 when
+    absent); the flags' two low bits are ignored, as there.
 
     Runs once per published message that has properties (the compiled module makes it a C
     walk); nothing is decoded but the three fields returned.
     """
+    try:
+        return _peek_delivery(header)
+    except ParserCrash as exc:
+        # Refusals are rare and the walk above says only no: a slower one says why.
+        problem = property_list_problem(header) or "the explaining walk finds no fault: a broker bug"
+        exc.detail = (
+            f"a published message's property list does not parse: {problem}"
+            " (offsets from the start of the content header payload)"
+        )
+        raise
+
+
+def _peek_delivery(header: bytes) -> tuple[int, int, str | None]:
     end = len(header)
     if end < 14:
         raise _malformed()
