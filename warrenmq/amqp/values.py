@@ -87,6 +87,20 @@ class FieldTable(dict[str, TypedValue]):
 TypedTable = FieldTable
 
 
+class RepeatedKey(str):
+    """A key met again in the same table.  RabbitMQ keeps a table as a list: every entry is
+    kept and written back, and a lookup finds the first.  Equal only to itself, a repeated key
+    is a dict entry of its own in place, while looking up the plain key finds the first."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
 class DecodeError(SyntaxErrorAMQP):
     """Malformed encoded value (a 502 SYNTAX_ERROR on the connection)."""
 
@@ -219,6 +233,8 @@ def decode_table_typed(buf: bytes, off: int, end: int) -> FieldTable:
             raise MalformedTable(f"a key of {n} bytes runs past its table", off)
         # Keys are bytes to RabbitMQ: one that is not UTF-8 is kept, and written back as it came.
         key = buf[off + 1 : stop].decode("utf-8", "surrogateescape")
+        if key in table:
+            key = RepeatedKey(key)
         try:
             table[key], off = _decode_value(buf, stop, end)
         except MalformedTable as exc:
