@@ -4,7 +4,7 @@ does: the differential table test.
 tests/data/field_values.json holds RabbitMQ 3.10.8's answer to each of about 3,300 cases (all
 256 type bytes in a headers table and in an array, boundary values of each type, keys, nesting,
 headers the broker writes anew, and tables in queue.declare, exchange.declare, queue.bind,
-basic.consume and connection.start-ok).  tools/field_value_oracle.py wrote it with raw frames
+basic.consume and connection.start-ok).  ``python -m tools.field_values`` wrote it with raw frames
 against RabbitMQ on port 5682; here the same cases go to WarrenMQ over real sockets and every
 answer must be the same: accepted (a published message delivered with the same property bytes)
 or refused with the same code, text and method ids, or by a close without a word.
@@ -18,18 +18,21 @@ from typing import Any
 import pytest
 
 from tests.server import ServerProcess
-from tools import field_value_oracle as oracle
+from tools.field_values import DATA
+from tools.field_values.cases import cases, shown
+from tools.field_values.probe import differences, run
+from tools.field_values.wire import Broker
 
 
 @pytest.fixture(scope="module")
 def recorded() -> dict[str, Any]:
-    return json.loads(oracle.DATA.read_text())
+    return json.loads(DATA.read_text())
 
 
 def test_the_recorded_cases_are_the_generators(recorded: dict[str, Any]) -> None:
     """The file was made by this generator: same cases, same bytes (else regenerate it)."""
     assert recorded["broker"] == "RabbitMQ 3.10.8"
-    made = [(case.id, case.kind, oracle.shown(case.data)) for case in oracle.cases()]
+    made = [(case.id, case.kind, shown(case.data)) for case in cases()]
     assert [(case["id"], case["kind"], case["data"]) for case in recorded["cases"]] == made
 
 
@@ -41,8 +44,8 @@ def test_rabbitmq_takes_these_type_letters_and_sizes(recorded: dict[str, Any]) -
 
 
 def test_warrenmq_answers_every_case_as_rabbitmq(server: ServerProcess, recorded: dict[str, Any]) -> None:
-    todo = oracle.cases()
-    took = oracle.run(oracle.Broker.from_url(server.url()), todo, parallel=4)
-    found = oracle.differences(recorded["cases"], todo)
+    todo = cases()
+    took = run(Broker.from_url(server.url()), todo, parallel=4)
+    found = differences(recorded["cases"], todo)
     assert not found, f"{len(found)} cases answered unlike RabbitMQ 3.10.8:\n" + "\n".join(found[:40])
     assert took < 60, f"{len(todo)} cases took {took:.1f} s"

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import warrenmq.amqp.frames as installed
-from tools import field_value_oracle as oracle
+from tools.field_values import DATA
+from tools.field_values.cases import cases
 from warrenmq.amqp.errors import AMQPError, ParserCrash
 from warrenmq.amqp.properties import property_list_problem
 
@@ -150,8 +151,8 @@ def test_property_walk_compiled_plain_and_explained_agree_with_rabbitmq() -> Non
     """Each published case of tests/data/field_values.json (every type byte, the edges of each
     type: RabbitMQ 3.10.8's answers) through both splitters' property walk: accepted exactly
     when RabbitMQ accepted it, and on a refusal the explaining walk says why."""
-    answers = {case["id"]: case for case in json.loads(oracle.DATA.read_text())["cases"]}
-    published = [case for case in oracle.cases() if case.kind == "publish"]
+    answers = {case["id"]: case for case in json.loads(DATA.read_text())["cases"]}
+    published = [case for case in cases() if case.kind == "publish"]
     assert len(published) > 3000
     for case in published:
         header = struct.pack(">HHQ", 60, 0, 1) + case.data

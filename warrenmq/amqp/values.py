@@ -151,7 +151,7 @@ def encode_longstr(value: str | bytes) -> bytes:
 # --- typed decoding ---------------------------------------------------------------------
 #
 # What RabbitMQ 3.10.8's parser (rabbit_binary_parser) takes, checked against it with raw frames
-# (tools/field_value_oracle.py, tests/data/field_values.json): the type letters below and no
+# (python -m tools.field_values, tests/data/field_values.json): the type letters below and no
 # other; 'L' is a signed 64-bit long like 'l' (and RabbitMQ writes it back as 'l'); a decimal's
 # value is unsigned; NaN and the infinities are refused in both float widths (Erlang's float
 # patterns do not match them); keys are any bytes.
