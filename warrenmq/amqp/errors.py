@@ -47,7 +47,9 @@ class AMQPError(Exception):
     @property
     def reply_text(self) -> str:
         text = f"{REPLY_NAMES.get(self.reply_code, 'ERROR')} - {self.explanation}"
-        return text.encode()[:255].decode(errors="ignore")
+        # A client's bytes quoted in the text (kept by surrogateescape) go back as they came.
+        raw = text.encode("utf-8", "surrogateescape")
+        return text if len(raw) <= 255 else raw[:255].decode(errors="ignore")
 
 
 class ChannelError(AMQPError):

@@ -380,7 +380,7 @@ def _peek_delivery(header: bytes) -> tuple[int, int, str | None]:
     expiration = None
     if flags & FLAG_EXPIRATION:
         stop = _shortstr_end(header, off, end)
-        expiration = header[off + 1 : stop].decode("utf-8", "replace")
+        expiration = header[off + 1 : stop].decode("utf-8", "surrogateescape")  # quoted as sent in a 406
         off = stop
     if flags & FLAG_MESSAGE_ID:
         off = _shortstr_end(header, off, end)
