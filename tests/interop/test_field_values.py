@@ -1,10 +1,11 @@
 """Every field value RabbitMQ 3.10.8 takes, WarrenMQ takes, and it refuses the rest as RabbitMQ
 does: the differential table test.
 
-tests/data/field_values.json holds RabbitMQ 3.10.8's answer to each of about 3,300 cases (all
+tests/data/field_values.json holds RabbitMQ 3.10.8's answer to each of about 3,400 cases (all
 256 type bytes in a headers table and in an array, boundary values of each type, keys, nesting,
-headers the broker writes anew, and tables in queue.declare, exchange.declare, queue.bind,
-basic.consume and connection.start-ok).  ``python -m tools.field_values`` wrote it with raw frames
+headers the broker writes anew or matches in a headers exchange, short-string properties that
+are not UTF-8, and tables in queue.declare, exchange.declare, queue.bind, basic.consume and
+connection.start-ok).  ``python -m tools.field_values`` wrote it with raw frames
 against RabbitMQ on port 5682; here the same cases go to WarrenMQ over real sockets and every
 answer must be the same: accepted (a published message delivered with the same property bytes)
 or refused with the same code, text and method ids, or by a close without a word.

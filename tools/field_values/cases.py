@@ -8,7 +8,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .wire import DLX_QUEUE, OWN_QUEUE, REPLY_TO, REWRITTEN, entry, longstr, shortstr, table
+from .wire import (
+    DLX_QUEUE,
+    HEADERS_EXCHANGE,
+    OWN_QUEUE,
+    REPLY_TO,
+    REWRITTEN,
+    ROUTE,
+    entry,
+    longstr,
+    shortstr,
+    table,
+)
 
 _SHOWN = 256  # bytes above which a case's bytes are recorded as a digest, not in hex
 
@@ -22,12 +33,15 @@ class Case:
     kind: str
     data: bytes
     routing_key: str = OWN_QUEUE
+    exchange: str = ""
     result: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind, "data": shown(self.data)}
         if self.routing_key != OWN_QUEUE:
             out["routing_key"] = self.routing_key
+        if self.exchange:
+            out["exchange"] = self.exchange
         out.update(self.result)
         if out.get("delivered") == out["data"]:
             out["delivered"] = "as sent"  # the common case, short: what differs stands out
@@ -156,6 +170,88 @@ def boundary_values() -> Iterator[tuple[str, bytes, bytes]]:
     yield "F-inner-leftover", b"F", table(entry(b"a", b"V"), b"\x03ab")
 
 
+_SHORT_STRINGS = {  # flag: property, of those that are short strings
+    0x8000: "content-type",
+    0x4000: "content-encoding",
+    0x0400: "correlation-id",
+    0x0200: "reply-to",
+    0x0100: "expiration",
+    0x0080: "message-id",
+    0x0020: "type",
+    0x0010: "user-id",
+    0x0008: "app-id",
+    0x0004: "cluster-id",
+}
+
+
+def _properties(strings: dict[int, bytes], headers: bytes) -> bytes:
+    """A property list of some short strings and a headers table (flag order)."""
+    flags = sum(strings) | 0x2000
+    out = [struct.pack(">H", flags)]
+    for flag in sorted((*strings, 0x2000), reverse=True):
+        out.append(headers if flag == 0x2000 else shortstr(strings[flag]))
+    return b"".join(out)
+
+
+def routed_cases() -> list[Case]:
+    """Cases that make the broker read the headers, not only pass them on: a headers exchange
+    matching a binding ``n`` = signedint 5 against each type, and short-string properties that
+    are not UTF-8 on messages routed by a headers exchange or a CC header."""
+    out = []
+    numbers = {
+        "b": b"\x05",
+        "B": b"\x05",
+        "s": b"\x00\x05",
+        "u": b"\x00\x05",
+        "I": bytes(3) + b"\x05",
+        "i": bytes(3) + b"\x05",
+        "l": bytes(7) + b"\x05",
+        "L": bytes(7) + b"\x05",
+        "T": bytes(7) + b"\x05",
+        "f": struct.pack(">f", 5.0),
+        "d": struct.pack(">d", 5.0),
+        "D": b"\x00" + bytes(3) + b"\x05",
+        "S": longstr(b"5"),
+        "t": b"\x01",
+        "V": b"",
+    }
+    for letter, value in numbers.items():
+        out.append(
+            Case(
+                f"routed/n-{letter}-5",
+                "publish",
+                struct.pack(">H", 0x2000) + table(entry(b"n", letter.encode(), value)),
+                "",
+                HEADERS_EXCHANGE,
+            )
+        )
+    out.append(
+        Case(
+            "routed/n-L-6",
+            "publish",
+            struct.pack(">H", 0x2000) + table(entry(b"n", b"L", bytes(7) + b"\x06")),
+            "",
+            HEADERS_EXCHANGE,
+        )
+    )
+    cc = entry(b"CC", b"A", table(b"S" + longstr(REWRITTEN.encode())))
+    for flag, name in _SHORT_STRINGS.items():
+        properties = _properties({flag: b"\xff\xfe"}, table(ROUTE))
+        out.append(Case(f"routed/{name}-not-utf8", "publish", properties, "", HEADERS_EXCHANGE))
+    every = {flag: b"\xc3(" for flag in _SHORT_STRINGS if flag not in (0x0100, 0x0010)}
+    out.append(Case("routed/short-strings-not-utf8-by-cc", "publish", _properties(every, table(cc)), "fv.nowhere"))
+    out.append(
+        Case(
+            "routed/short-strings-not-utf8-by-headers",
+            "publish",
+            _properties(every, table(ROUTE)),
+            "",
+            HEADERS_EXCHANGE,
+        )
+    )
+    return out
+
+
 def cases() -> list[Case]:
     out: list[Case] = []
     # Every type byte in a table and in an array, followed by each plausible number of zeros.
@@ -215,6 +311,7 @@ def cases() -> list[Case]:
             "fv.nowhere",
         )
     )
+    out.extend(routed_cases())
     # Method arguments: each type RabbitMQ takes and a few it does not, then edges.
     args = [(f"0x{c:02x}", entry(b"k", bytes([c]), bytes(NATURAL[chr(c)]))) for c in LETTERS]
     args += [(f"0x{c:02x}", entry(b"k", bytes([c]), bytes(4))) for c in b"\x00ZNcUv\xff"]

@@ -103,13 +103,19 @@ class Session:
         body = b"%d" % self.sequence  # tells this case's delivery from a late one of another
         header = struct.pack(">HHQ", 60, 0, len(body)) + case.data
         routing_key = (case.routing_key or self.own).encode()
-        wire.send(
-            method(1, 60, 40, b"\x00\x00" + shortstr(b"") + shortstr(routing_key) + b"\x00")
+        wire.send(  # mandatory: a message that no queue takes comes back (basic.return)
+            method(1, 60, 40, b"\x00\x00" + shortstr(case.exchange.encode()) + shortstr(routing_key) + b"\x01")
             + frame(2, 1, header)
             + frame(3, 1, body)
         )
         while True:
             channel, index, args = wire.method()
+            if index == 0x003C0032:  # basic.return: the content follows
+                content = wire.frame()[2]
+                size = struct.unpack_from(">Q", content, 4)[0]
+                while size > 0:
+                    size -= len(wire.frame()[2])
+                return {"accepted": True, "returned": args[3 : 3 + args[2]].decode()}
             if index != 0x003C003C:  # basic.deliver
                 raise AssertionError(f"expected basic.deliver, got method {index:#010x}")
             tag_at = 1 + args[0]
@@ -183,8 +189,8 @@ def run(broker: Broker, todo: list[Case], parallel: int = 1) -> float:
     connection each, then overlap); those routed to a shared queue all go to the first."""
     broker.clean()
     started = time.monotonic()
-    shared = [case for case in todo if case.routing_key != OWN_QUEUE]
-    rest = [case for case in todo if case.routing_key == OWN_QUEUE]
+    shared = [case for case in todo if case.routing_key != OWN_QUEUE or case.exchange]
+    rest = [case for case in todo if case.routing_key == OWN_QUEUE and not case.exchange]
     shares = [rest[i::parallel] for i in range(parallel)]
     shares[0] = shared + shares[0]
 
@@ -220,7 +226,9 @@ def differences(expected: list[dict[str, Any]], got: list[Case]) -> list[str]:
 
 
 def _answer(record: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in record.items() if k in ("data", "accepted", "delivered", "refused")})
+    return json.dumps(
+        {k: v for k, v in record.items() if k in ("data", "accepted", "delivered", "returned", "refused")}
+    )
 
 
 def summary(done: list[Case]) -> dict[str, Any]:

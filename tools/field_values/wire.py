@@ -12,6 +12,7 @@ OWN_QUEUE = ""  # a case's routing key meaning: the connection's own (server-nam
 REWRITTEN = "fv.rewritten"  # where the cases a broker rewrites go; one connection consumes it
 DLX_QUEUE = "fv.dlx"  # messages expire at once here and are dead-lettered to REWRITTEN
 ARGS_NAME = "fv.args"  # the queue and exchange that method-argument cases declare
+HEADERS_EXCHANGE = "fv.headers"  # a headers exchange: REWRITTEN bound by ROUTE and by NUMBER
 REPLY_TO = b"amq.rabbitmq.reply-to"
 
 
@@ -38,6 +39,10 @@ def frame(kind: int, channel: int, payload: bytes) -> bytes:
 
 def method(channel: int, class_id: int, method_id: int, args: bytes) -> bytes:
     return frame(1, channel, struct.pack(">HH", class_id, method_id) + args)
+
+
+ROUTE = entry(b"route", b"S", longstr(b"fv"))  # a header every binding of ROUTE matches
+NUMBER = entry(b"n", b"I", struct.pack(">i", 5))  # headers of any type may match it, or not
 
 
 class Closed(Exception):
@@ -93,7 +98,7 @@ class Wire:
             index = struct.unpack_from(">I", payload)[0]
             if index in (0x000A0032, 0x00140028):  # connection.close, channel.close
                 code, n = struct.unpack_from(">HB", payload, 4)
-                text = payload[7 : 7 + n].decode("utf-8", "replace")
+                text = payload[7 : 7 + n].decode("utf-8", "backslashreplace")  # exact, even if not UTF-8
                 class_id, method_id = struct.unpack_from(">HH", payload, 7 + n)
                 scope = "connection" if index == 0x000A0032 else "channel"
                 self.send(method(channel, index >> 16, 51 if scope == "connection" else 41, b""))
@@ -172,6 +177,31 @@ class Broker:
                 method(1, 60, 20, b"\x00\x00" + shortstr(queue.encode()) + shortstr(queue.encode()) + b"\x00" + table())
             )
             wire.expect(0x003C0015)
+        if rewritten:
+            wire.send(
+                method(
+                    1,
+                    40,
+                    10,
+                    b"\x00\x00" + shortstr(HEADERS_EXCHANGE.encode()) + shortstr(b"headers") + b"\x00" + table(),
+                )
+            )
+            wire.expect(0x0028000B)
+            for binding in (ROUTE, NUMBER):
+                wire.send(
+                    method(
+                        1,
+                        50,
+                        20,
+                        b"\x00\x00"
+                        + shortstr(REWRITTEN.encode())
+                        + shortstr(HEADERS_EXCHANGE.encode())
+                        + shortstr(b"")
+                        + b"\x00"
+                        + table(binding),
+                    )
+                )
+                wire.expect(0x00320015)
         return wire, own
 
     def clean(self) -> None:
@@ -179,8 +209,9 @@ class Broker:
         for name in (REWRITTEN, DLX_QUEUE, ARGS_NAME):
             wire.send(method(1, 50, 40, b"\x00\x00" + shortstr(name.encode()) + b"\x00"))
             wire.expect(0x00320029)
-        wire.send(method(1, 40, 20, b"\x00\x00" + shortstr(ARGS_NAME.encode()) + b"\x00"))
-        wire.expect(0x00280015)
+        for name in (ARGS_NAME, HEADERS_EXCHANGE):
+            wire.send(method(1, 40, 20, b"\x00\x00" + shortstr(name.encode()) + b"\x00"))
+            wire.expect(0x00280015)
         wire.close()
 
 
