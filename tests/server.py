@@ -20,10 +20,13 @@ _MGMT = re.compile(r"management API listening on .*:(\d+)")
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path | None = None, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path | None = None, *args: str, env: dict[str, str] | None = None, module: str = ""
+    ) -> None:
         self.data_dir = data_dir
         self.args = list(args)
         self.env = env
+        self.module = module or "warrenmq.server.main"  # tests.plain_frames_server: the plain splitter
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.management_port = 0
@@ -32,7 +35,7 @@ class ServerProcess:
         self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "warrenmq.server.main", "--port", "0", "--log-level", "info"]
+        cmd = [sys.executable, "-m", self.module, "--port", "0", "--log-level", "info"]
         if self.data_dir is None:
             cmd.append("--no-persistence")
         else:

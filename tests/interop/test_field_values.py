@@ -14,6 +14,8 @@ or refused with the same code, text and method ids, or by a close without a word
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,7 +46,26 @@ def test_rabbitmq_takes_these_type_letters_and_sizes(recorded: dict[str, Any]) -
     assert recorded["taken"] == {"type-in-table": letters, "type-in-array": letters}
 
 
+@pytest.fixture(scope="module")
+def plain_server() -> Iterator[ServerProcess]:
+    """A server running the plain-Python frame splitter (the session's runs the compiled one
+    where it is built)."""
+    proc = ServerProcess(None, module="tests.plain_frames_server").start()
+    yield proc
+    assert proc.stop() == 0, proc.log
+    assert "Traceback" not in proc.log, proc.log
+
+
 def test_warrenmq_answers_every_case_as_rabbitmq(server: ServerProcess, recorded: dict[str, Any]) -> None:
+    _replay(server, recorded)
+
+
+def test_so_does_the_plain_python_frame_splitter(plain_server: ServerProcess, recorded: dict[str, Any]) -> None:
+    assert re.search(r"frame splitter: \S+/frames\.py$", plain_server.log, re.MULTILINE), plain_server.log
+    _replay(plain_server, recorded)
+
+
+def _replay(server: ServerProcess, recorded: dict[str, Any]) -> None:
     todo = cases()
     took = run(Broker.from_url(server.url()), todo, parallel=4)
     found = differences(recorded["cases"], todo)

@@ -161,6 +161,11 @@ def test_property_walk_compiled_plain_and_explained_agree_with_rabbitmq() -> Non
             got = crash_or(module, header)
             assert (not isinstance(got, tuple) or got[0] != "ParserCrash") == taken, (case.id, module)
         assert (property_list_problem(header) == "") == taken, case.id
+        # The splitters cut the publish alike, into one whole-publish event.
+        data = frame(1, 1, b"\x00\x3c\x00\x28\x00\x00\x00\x01q\x00") + frame(2, 1, header) + frame(3, 1, b"x")
+        assert split(plain, [data], 131072, True) == split(installed, [data], 131072, True) == [
+            (installed.PUBLISH, 1, data[7:17], header, b"x")
+        ]
         if not taken:
             with pytest.raises(ParserCrash) as refused:
                 installed.peek_delivery(header)
