@@ -533,8 +533,8 @@ class Connection(asyncio.Protocol):
     # -- closing ------------------------------------------------------------------------
 
     def fail(self, error: AMQPError) -> None:
-        """A connection error: send connection.close and wait for close-ok (before tune-ok:
-        close the socket without a word, as RabbitMQ)."""
+        """A connection error: send connection.close and wait for close-ok (before tune-ok, or
+        for an error RabbitMQ meets by crashing its reader: close the socket without a word)."""
         if self.state >= _CLOSING:
             return
         if not error.hard:
