@@ -53,10 +53,13 @@ def wait_stopped(pid: int, stopped: bool = True, timeout: float = 5.0) -> None:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path | None = None, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path | None = None, *args: str, env: dict[str, str] | None = None, module: str = ""
+    ) -> None:
         self.data_dir = data_dir
         self.args = list(args)
         self.env = env
+        self.module = module or "warrenmq.server.main"  # tests.plain_frames_server: the plain splitter
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.management_port = 0
@@ -69,7 +72,7 @@ class ServerProcess:
         self._reader: threading.Thread | None = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "warrenmq.server.main", "--port", str(self.requested_port), "--log-level", "info"]
+        cmd = [sys.executable, "-m", self.module, "--port", str(self.requested_port), "--log-level", "info"]
         if self.data_dir is None:
             cmd.append("--no-persistence")
         else:

@@ -283,8 +283,10 @@ class Generator:
             kind = self.kind(p)
             e(f"            if flags & {1 << (15 - i)}:")
             if kind == "shortstr":
+                # RabbitMQ takes any bytes in a property's short string: kept as they came
+                # (surrogateescape), written back byte for byte by encode_shortstr.
                 e("                n = buf[off]")
-                e(f"                self.{n} = buf[off + 1 : off + 1 + n].decode()")
+                e(f'                self.{n} = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")')
                 e("                off += 1 + n")
             elif kind == "table":
                 e(f"                self.{n}, off = read_table(buf, off, end)")

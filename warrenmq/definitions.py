@@ -5,6 +5,7 @@ on disk (where each durable queue also carries its store id, ``warren_id``).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,10 @@ def _plain_args(arguments: Any) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
-        return value.decode(errors="replace")
+        try:
+            return value.decode()
+        except UnicodeDecodeError:  # as RabbitMQ writes such a binary in its definitions
+            return "Not UTF-8, base64 is: " + base64.b64encode(value).decode()
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):

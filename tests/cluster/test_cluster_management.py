@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import pika
 import pytest
 
+from tests.cluster.harness import wait_until
 from tests.management.conftest import Api, q
 from tests.server import ServerProcess
 from warrenmq.cli.main import main as warrenctl
@@ -41,16 +42,6 @@ pytestmark = pytest.mark.cluster
 LEASE_TTL = 3  # s: warren-server's default --cluster-lease-ttl
 NODES = ("node1", "node2", "node3")
 T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def ctl(node: ClusterNode, *args: str) -> tuple[int, str, str]:
@@ -107,6 +98,7 @@ def test_a_quorum_queue_seen_from_every_node(cluster: LocalCluster) -> None:
             return info if info["messages"] == 3 else None
 
         info = wait_until(counted, 10, f"{node.name} to count the queue's messages")
+        assert info is not None
         assert info["type"] == "quorum" and info["state"] == "running"
         assert isinstance(info["leader"], str) and info["node"] == info["leader"]
         assert sorted(info["members"]) == sorted(info["online"]) == list(NODES)
@@ -263,6 +255,7 @@ def test_a_lost_node_then_a_lost_etcd(cluster: LocalCluster) -> None:
     failed = wait_until(
         lambda: (reply := n1.api.get("/api/healthchecks/node")).status == 503 and reply.json, 3 * LEASE_TTL, "a failure"
     )
+    assert isinstance(failed, dict)
     assert failed["status"] == "failed" and "cannot reach etcd since" in failed["reason"], failed
     assert n1.wait_for_log(r"etcd unreachable"), n1.log
     refused = n1.api.put(f"/api/queues/%2F/q-{uuid.uuid4().hex[:8]}", {"durable": True})
@@ -350,10 +343,10 @@ class LocalCluster:
     def start(self) -> None:
         self.etcd.start()
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # together: each joins as it comes up
-            list(pool.map(lambda node: node.start(60), self.nodes))
+            list(pool.map(_start_node, self.nodes))
         # Each node says it started once it joined; the others learn of it from their etcd watch.
         for node in self.nodes:
-            wait_until(lambda node=node: running(node) == set(NODES), 10, f"{node.name} to see every node running")
+            wait_until(_sees_all(node), 10, f"{node.name} to see every node running")
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -382,3 +375,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         c.stop()
     for node in c.nodes:
         assert "Traceback" not in node.log, node.log
+
+
+def _start_node(node: ClusterNode) -> None:
+    node.start(60)
+
+
+def _sees_all(node: ClusterNode) -> Callable[[], bool]:
+    return lambda: running(node) == set(NODES)

@@ -35,6 +35,8 @@ class AMQPError(Exception):
 
     reply_code = 541
     hard = True
+    silent = False  # closes the socket without a connection.close (RabbitMQ's reader crashing)
+    detail = ""  # for the log only: what exactly was wrong with the client's bytes
 
     def __init__(self, explanation: str, class_id: int = 0, method_id: int = 0) -> None:
         super().__init__(explanation)
@@ -45,7 +47,9 @@ class AMQPError(Exception):
     @property
     def reply_text(self) -> str:
         text = f"{REPLY_NAMES.get(self.reply_code, 'ERROR')} - {self.explanation}"
-        return text.encode()[:255].decode(errors="ignore")
+        # A client's bytes quoted in the text (kept by surrogateescape) go back as they came.
+        raw = text.encode("utf-8", "surrogateescape")
+        return text if len(raw) <= 255 else raw[:255].decode(errors="ignore")
 
 
 class ChannelError(AMQPError):
@@ -128,11 +132,24 @@ class InternalError(ConnectionError):
 
 
 class ParserCrash(InternalError):
-    """RabbitMQ's answer when its parser crashes on a client's bytes: 541 with no detail."""
+    """RabbitMQ's answer when its parser crashes on a client's bytes in a channel: 541 with no
+    detail.  ``detail`` says for the log what did not parse (the client is told nothing)."""
 
     @property
     def reply_text(self) -> str:
         return "INTERNAL_ERROR"
+
+
+class ReaderCrash(InternalError):
+    """RabbitMQ's answer to a method whose arguments fit its frame but hold a field table its
+    parser does not take: the connection's reader process crashes, and the socket is closed
+    without a connection.close.  ``detail`` says for the log what did not parse."""
+
+    silent = True
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("INTERNAL_ERROR")
+        self.detail = detail
 
 
 _CHANNEL_ERRORS: dict[int, type[AMQPError]] = {

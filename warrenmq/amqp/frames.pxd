@@ -28,5 +28,7 @@ cdef Py_ssize_t _long_end(bytes buf, Py_ssize_t off, Py_ssize_t end) except -1
 @cython.locals(table=bint, outer=list, kind=int, size=Py_ssize_t, mask=int, inner=Py_ssize_t)
 cdef Py_ssize_t _table_end(bytes buf, Py_ssize_t off, Py_ssize_t stop) except -1
 
-@cython.locals(end=Py_ssize_t, flags=int, off=Py_ssize_t, stop=Py_ssize_t, mode=int, priority=int, flag=int)
 cpdef tuple peek_delivery(bytes header)
+
+@cython.locals(end=Py_ssize_t, flags=int, off=Py_ssize_t, stop=Py_ssize_t, mode=int, priority=int, flag=int)
+cdef tuple _peek_delivery(bytes header)

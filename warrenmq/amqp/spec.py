@@ -2539,13 +2539,13 @@ class BasicProperties:
             off += 2
             if flags & 32768:
                 n = buf[off]
-                self.content_type = buf[off + 1 : off + 1 + n].decode()
+                self.content_type = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.content_type = None
             if flags & 16384:
                 n = buf[off]
-                self.content_encoding = buf[off + 1 : off + 1 + n].decode()
+                self.content_encoding = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.content_encoding = None
@@ -2565,25 +2565,25 @@ class BasicProperties:
                 self.priority = None
             if flags & 1024:
                 n = buf[off]
-                self.correlation_id = buf[off + 1 : off + 1 + n].decode()
+                self.correlation_id = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.correlation_id = None
             if flags & 512:
                 n = buf[off]
-                self.reply_to = buf[off + 1 : off + 1 + n].decode()
+                self.reply_to = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.reply_to = None
             if flags & 256:
                 n = buf[off]
-                self.expiration = buf[off + 1 : off + 1 + n].decode()
+                self.expiration = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.expiration = None
             if flags & 128:
                 n = buf[off]
-                self.message_id = buf[off + 1 : off + 1 + n].decode()
+                self.message_id = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.message_id = None
@@ -2594,25 +2594,25 @@ class BasicProperties:
                 self.timestamp = None
             if flags & 32:
                 n = buf[off]
-                self.type = buf[off + 1 : off + 1 + n].decode()
+                self.type = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.type = None
             if flags & 16:
                 n = buf[off]
-                self.user_id = buf[off + 1 : off + 1 + n].decode()
+                self.user_id = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.user_id = None
             if flags & 8:
                 n = buf[off]
-                self.app_id = buf[off + 1 : off + 1 + n].decode()
+                self.app_id = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.app_id = None
             if flags & 4:
                 n = buf[off]
-                self.cluster_id = buf[off + 1 : off + 1 + n].decode()
+                self.cluster_id = buf[off + 1 : off + 1 + n].decode("utf-8", "surrogateescape")
                 off += 1 + n
             else:
                 self.cluster_id = None

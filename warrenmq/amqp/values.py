@@ -9,13 +9,15 @@ Tables come in two shapes:
   dead-letter headers).  Nested tables and arrays are typed too.
 
 The type letters are RabbitMQ's (rabbit_binary_parser), which differ from the 0-9-1 spec
-for short ints ('s' is a signed 16-bit int, not a short string).
+for short ints ('s' is a signed 16-bit int, not a short string) and take 'L' (what py-amqp
+writes for a 64-bit int) as a signed long, kept as 'l'.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import math
 import struct
 from typing import Any
 
@@ -31,7 +33,7 @@ _Q = struct.Struct(">Q")
 _q = struct.Struct(">q")
 _f = struct.Struct(">f")
 _d = struct.Struct(">d")
-_DEC = struct.Struct(">Bi")
+_DEC = struct.Struct(">BI")  # scale, then an unsigned value (as RabbitMQ reads and writes it)
 
 Table = dict[str, Any]
 TypedValue = tuple[str, Any]
@@ -85,8 +87,44 @@ class FieldTable(dict[str, TypedValue]):
 TypedTable = FieldTable
 
 
+class RepeatedKey(str):
+    """A key met again in the same table.  RabbitMQ keeps a table as a list: every entry is
+    kept and written back, and a lookup finds the first.  Equal only to itself, a repeated key
+    is a dict entry of its own in place, while looking up the plain key finds the first."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
 class DecodeError(SyntaxErrorAMQP):
     """Malformed encoded value (a 502 SYNTAX_ERROR on the connection)."""
+
+
+class MalformedTable(DecodeError):
+    """A field table whose own length fits but whose contents RabbitMQ's parser does not take.
+
+    RabbitMQ tells the two apart in method arguments: the method's fields must fit the frame
+    exactly (else 501 "cannot decode"), and only then is each table parsed, a failure there
+    crashing the connection's reader, which closes the socket without a connection.close.  In
+    a content header either is a 541.  ``path`` names the field, outermost first; ``offset`` is
+    where the bad key or type byte is in the buffer; ``stop`` is where the outermost table ends.
+    """
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.offset = offset
+        self.path: list[str] = []
+        self.stop = -1
+
+    def __str__(self) -> str:
+        field = f"field {' / '.join(self.path)}: " if self.path else ""
+        return f"{field}{self.reason} at offset {self.offset}"
 
 
 def decode_str(raw: bytes) -> str | bytes:
@@ -98,7 +136,8 @@ def decode_str(raw: bytes) -> str | bytes:
 
 
 def encode_shortstr(value: str | bytes) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
+    # surrogateescape: a table key that came as bytes that are not UTF-8 goes back as they came
+    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
     if len(raw) > 255:
         raise ValueError(f"short string too long ({len(raw)} > 255 bytes)")
     return _B.pack(len(raw)) + raw
@@ -109,132 +148,117 @@ def encode_longstr(value: str | bytes) -> bytes:
     return _I.pack(len(raw)) + raw
 
 
-def read_shortstr(buf: bytes, off: int, end: int) -> tuple[str, int]:
-    if off >= end:
-        raise DecodeError("short string truncated")
-    n = buf[off]
-    off += 1
-    stop = off + n
-    if stop > end:
-        raise DecodeError("short string truncated")
-    try:
-        return buf[off:stop].decode(), stop
-    except UnicodeDecodeError as exc:
-        raise DecodeError("short string is not valid UTF-8") from exc
-
-
 # --- typed decoding ---------------------------------------------------------------------
+#
+# What RabbitMQ 3.10.8's parser (rabbit_binary_parser) takes, checked against it with raw frames
+# (python -m tools.field_values, tests/data/field_values.json): the type letters below and no
+# other; 'L' is a signed 64-bit long like 'l' (and RabbitMQ writes it back as 'l'); a decimal's
+# value is unsigned; NaN and the infinities are refused in both float widths (Erlang's float
+# patterns do not match them); keys are any bytes.
+
+_FIXED: dict[str, tuple[struct.Struct, str]] = {  # letter: (layout, the letter it is kept as)
+    "b": (_b, "b"),
+    "B": (_B, "B"),
+    "s": (_h, "s"),
+    "u": (_H, "u"),
+    "I": (_i, "I"),
+    "i": (_I, "i"),
+    "l": (_q, "l"),
+    "L": (_q, "l"),
+    "T": (_Q, "T"),
+    "f": (_f, "f"),
+    "d": (_d, "d"),
+}
+
+
+def _letter(kind: int) -> str:
+    """A type byte as a log line shows it: 'L' (0x4c), or 0x00 when it is not printable."""
+    return f"'{chr(kind)}' (0x{kind:02x})" if 32 < kind < 127 else f"0x{kind:02x}"
 
 
 def _decode_value(buf: bytes, off: int, end: int) -> tuple[TypedValue, int]:
+    """The value whose type byte is at ``off``; ``end`` bounds its container."""
     if off >= end:
-        raise DecodeError("field value truncated")
-    tag = chr(buf[off])
+        raise MalformedTable("no type byte after the key", off)
+    kind = buf[off]
+    tag = chr(kind)
+    at = off
     off += 1
-    try:
+    fixed = _FIXED.get(tag)
+    if fixed is not None:
+        layout, kept = fixed
+        stop = off + layout.size
+        if stop > end:
+            raise MalformedTable(f"a value of type {_letter(kind)} needs {layout.size} bytes, {end - off} left", at)
+        value = layout.unpack_from(buf, off)[0]
+        if (kind == 100 or kind == 102) and not math.isfinite(value):  # d, f
+            raise MalformedTable(f"a value of type {_letter(kind)} is NaN or infinite", at)
+        return (kept, value), stop
+    if tag == "t":
+        if off >= end:
+            raise MalformedTable("a value of type 't' (0x74) needs 1 byte, 0 left", at)
+        return (tag, buf[off] != 0), off + 1
+    if tag == "V":
+        return (tag, None), off
+    if tag == "D":
+        if off + 5 > end:
+            raise MalformedTable(f"a value of type 'D' (0x44) needs 5 bytes, {end - off} left", at)
+        scale, value = _DEC.unpack_from(buf, off)
+        return (tag, decimal.Decimal(value).scaleb(-scale)), off + 5
+    if tag in "SxFA":
+        if off + 4 > end:
+            raise MalformedTable(f"a value of type {_letter(kind)} needs a 4-byte length, {end - off} left", at)
+        n = _I.unpack_from(buf, off)[0]
+        off += 4
+        stop = off + n
+        if stop > end:
+            raise MalformedTable(f"a value of type {_letter(kind)} of {n} bytes runs past its container", at)
         if tag == "S":
-            n = _I.unpack_from(buf, off)[0]
-            off += 4
-            stop = off + n
-            if stop > end:
-                raise DecodeError("long string truncated")
             return (tag, decode_str(buf[off:stop])), stop
-        if tag == "I":
-            if off + 4 > end:
-                raise DecodeError("int truncated")
-            return (tag, _i.unpack_from(buf, off)[0]), off + 4
-        if tag == "F":
-            n = _I.unpack_from(buf, off)[0]
-            off += 4
-            stop = off + n
-            if stop > end:
-                raise DecodeError("table truncated")
-            return (tag, decode_table_typed(buf, off, stop)), stop
-        if tag == "t":
-            if off + 1 > end:
-                raise DecodeError("boolean truncated")
-            return (tag, buf[off] != 0), off + 1
-        if tag == "l":
-            if off + 8 > end:
-                raise DecodeError("long truncated")
-            return (tag, _q.unpack_from(buf, off)[0]), off + 8
-        if tag == "A":
-            n = _I.unpack_from(buf, off)[0]
-            off += 4
-            stop = off + n
-            if stop > end:
-                raise DecodeError("array truncated")
-            return (tag, decode_array_typed(buf, off, stop)), stop
-        if tag == "T":
-            if off + 8 > end:
-                raise DecodeError("timestamp truncated")
-            return (tag, _Q.unpack_from(buf, off)[0]), off + 8
-        if tag == "V":
-            return (tag, None), off
-        if tag == "b":
-            if off + 1 > end:
-                raise DecodeError("byte truncated")
-            return (tag, _b.unpack_from(buf, off)[0]), off + 1
-        if tag == "B":
-            if off + 1 > end:
-                raise DecodeError("byte truncated")
-            return (tag, buf[off]), off + 1
-        if tag == "s":
-            if off + 2 > end:
-                raise DecodeError("short truncated")
-            return (tag, _h.unpack_from(buf, off)[0]), off + 2
-        if tag == "u":
-            if off + 2 > end:
-                raise DecodeError("short truncated")
-            return (tag, _H.unpack_from(buf, off)[0]), off + 2
-        if tag == "i":
-            if off + 4 > end:
-                raise DecodeError("int truncated")
-            return (tag, _I.unpack_from(buf, off)[0]), off + 4
-        if tag == "f":
-            if off + 4 > end:
-                raise DecodeError("float truncated")
-            return (tag, _f.unpack_from(buf, off)[0]), off + 4
-        if tag == "d":
-            if off + 8 > end:
-                raise DecodeError("double truncated")
-            return (tag, _d.unpack_from(buf, off)[0]), off + 8
-        if tag == "D":
-            if off + 5 > end:
-                raise DecodeError("decimal truncated")
-            scale, value = _DEC.unpack_from(buf, off)
-            return (tag, decimal.Decimal(value).scaleb(-scale)), off + 5
         if tag == "x":
-            n = _I.unpack_from(buf, off)[0]
-            off += 4
-            stop = off + n
-            if stop > end:
-                raise DecodeError("byte array truncated")
             return (tag, buf[off:stop]), stop
-    except struct.error as exc:
-        raise DecodeError("field value truncated") from exc
-    raise DecodeError(f"unknown field type {tag!r}")
+        if tag == "F":
+            return (tag, decode_table_typed(buf, off, stop)), stop
+        return (tag, decode_array_typed(buf, off, stop)), stop
+    raise MalformedTable(f"unknown type {_letter(kind)}", at)
 
 
 def decode_table_typed(buf: bytes, off: int, end: int) -> FieldTable:
     """Decode the table occupying buf[off:end] (without its length prefix)."""
     table = FieldTable()
     while off < end:
-        key, off = read_shortstr(buf, off, end)
-        table[key], off = _decode_value(buf, off, end)
+        n = buf[off]
+        stop = off + 1 + n
+        if stop > end:
+            raise MalformedTable(f"a key of {n} bytes runs past its table", off)
+        # Keys are bytes to RabbitMQ: one that is not UTF-8 is kept, and written back as it came.
+        key = buf[off + 1 : stop].decode("utf-8", "surrogateescape")
+        if key in table:
+            key = RepeatedKey(key)
+        try:
+            table[key], off = _decode_value(buf, stop, end)
+        except MalformedTable as exc:
+            exc.path.insert(0, repr(key))
+            raise
     return table
 
 
 def decode_array_typed(buf: bytes, off: int, end: int) -> list[TypedValue]:
     items: list[TypedValue] = []
     while off < end:
-        item, off = _decode_value(buf, off, end)
+        try:
+            item, off = _decode_value(buf, off, end)
+        except MalformedTable as exc:
+            exc.path.insert(0, f"[{len(items)}]")
+            raise
         items.append(item)
     return items
 
 
 def read_table(buf: bytes, off: int, end: int) -> tuple[FieldTable, int]:
-    """Read a length-prefixed table starting at off."""
+    """Read a length-prefixed table starting at off.  A length that runs past ``end`` is a
+    DecodeError; contents that do not parse are a MalformedTable (RabbitMQ tells the two apart:
+    see MalformedTable)."""
     if off + 4 > end:
         raise DecodeError("table length truncated")
     n = _I.unpack_from(buf, off)[0]
@@ -242,7 +266,11 @@ def read_table(buf: bytes, off: int, end: int) -> tuple[FieldTable, int]:
     stop = off + n
     if stop > end:
         raise DecodeError("table truncated")
-    return decode_table_typed(buf, off, stop), stop
+    try:
+        return decode_table_typed(buf, off, stop), stop
+    except MalformedTable as exc:
+        exc.stop = stop
+        raise
 
 
 # --- plain views --------------------------------------------------------------------------
@@ -329,7 +357,7 @@ def _encode_value(value: TypedValue, out: list[bytes]) -> None:
         exponent = v.as_tuple().exponent
         scale = -exponent if isinstance(exponent, int) and exponent < 0 else 0
         unscaled = int(v.scaleb(scale))
-        out.append(_DEC.pack(scale, unscaled))
+        out.append(_DEC.pack(scale, unscaled & 0xFFFFFFFF))  # a negative one wraps, as in Erlang's <<V:32>>
     elif tag == "x":
         out.append(_I.pack(len(v)) + v)
     else:

@@ -59,7 +59,12 @@ def object_not_found() -> HTTPError:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        # A table key or property string that came as bytes that are not UTF-8 is kept with
+        # surrogateescape; shown, as RabbitMQ shows it, with a U+FFFD for each bad byte.
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def reply(value: Any, request: web.Request | None = None, status: int = 200) -> web.Response:

@@ -23,10 +23,11 @@ from warrenmq.amqp.errors import (
     NotFound,
     NotImplementedAMQP,
     PreconditionFailed,
+    ReaderCrash,
     SyntaxErrorAMQP,
 )
 from warrenmq.amqp.frames import ack_payload, erlang_binary, frame_error_text
-from warrenmq.amqp.values import FieldTable
+from warrenmq.amqp.values import FieldTable, MalformedTable
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.vhost import server_generated_name
 from warrenmq.server import reply_to
@@ -110,6 +111,16 @@ class Channel(PublishingMixin, ConsumingMixin):
                 raise CommandInvalid(f"unknown method class {index >> 16}, method {index & 0xFFFF}")
             try:
                 method = cls.decode(payload, 4, len(payload))
+            except MalformedTable as exc:
+                # As RabbitMQ: the method's fields must fit the frame (else 501; a table is the
+                # last argument of every channel method that has one), then a table that does
+                # not parse crashes the reader: the socket closes without a word.
+                if exc.stop != len(payload):
+                    raise FrameError(f"cannot decode {erlang_binary(payload[4:])}") from None
+                raise ReaderCrash(
+                    f"the arguments of {cls.NAME} on channel {self.number} do not parse: {exc}"
+                    " (offsets from the start of the frame payload)"
+                ) from None
             except SyntaxErrorAMQP:
                 # RabbitMQ's 501 for arguments that do not decode, quoting them.
                 raise FrameError(f"cannot decode {erlang_binary(payload[4:])}") from None

@@ -44,6 +44,7 @@ from warrenmq.amqp.errors import (
     InternalError,
     NotAllowed,
     ParserCrash,
+    ReaderCrash,
     SyntaxErrorAMQP,
     UnexpectedFrame,
 )
@@ -60,7 +61,7 @@ from warrenmq.amqp.frames import (
     frame_error_text,
     method_frame,
 )
-from warrenmq.amqp.values import FieldTable, read_table
+from warrenmq.amqp.values import FieldTable, MalformedTable, read_table
 from warrenmq.server.blocking import first_content
 from warrenmq.server.channel import Channel
 from warrenmq.server.publishing import PublishingMixin
@@ -444,7 +445,13 @@ class Connection(asyncio.Protocol):
             raise UnexpectedFrame(_octets(ftype, payload))  # RabbitMQ's 505: content on channel 0
         if ftype != 1:
             raise FrameError(frame_error_text(ftype, payload, "unknown_frame"))
-        method = decode_method(payload)
+        try:
+            method = decode_method(payload)
+        except MalformedTable as exc:  # (client properties) RabbitMQ's reader crashes: no word
+            raise ReaderCrash(
+                f"the arguments of a connection method do not parse: {exc}"
+                " (offsets from the start of the frame payload)"
+            ) from None
         state = self.state
         if state == _OPENED:
             if isinstance(method, spec.ConnectionClose):
@@ -605,18 +612,25 @@ class Connection(asyncio.Protocol):
     # -- closing ------------------------------------------------------------------------
 
     def fail(self, error: AMQPError) -> None:
-        """A connection error: send connection.close and wait for close-ok (before tune-ok:
-        close the socket without a word, as RabbitMQ)."""
+        """A connection error: send connection.close and wait for close-ok (before tune-ok, or
+        for an error RabbitMQ meets by crashing its reader: close the socket without a word)."""
         if self.state >= _CLOSING:
             return
         if not error.hard:
             error = InternalError(error.explanation, error.class_id, error.method_id)
         self._close_reason = error.reply_text
-        if self.state < _OPEN:
+        quiet = self.state < _OPEN or error.silent  # closed without a word, as RabbitMQ
+        if error.detail:
+            # The client's bytes did not parse: say what and where, to tell a client bug from ours.
+            how = "without a word" if quiet else error.reply_text
+            log.warning("closing connection %s (%s): %s", self.name, how, error.detail)
+        elif quiet:
             log.info("closing connection %s during the handshake: %s", self.name, error.reply_text)
+        else:
+            log.info("closing connection %s: %s", self.name, error.reply_text)
+        if quiet:
             self._abort()
             return
-        log.info("closing connection %s: %s", self.name, error.reply_text)
         self._send_close(error)
 
     def close(self, code: int, text: str) -> None:

@@ -29,7 +29,9 @@ MESSAGE_OVERHEAD = 120  # rough bytes of bookkeeping per message held in memory
 
 
 def plain(value: Any) -> Any:
-    """A field-table value as JSON can carry it."""
+    """A field-table value as JSON can carry it, and as RabbitMQ 3.10.8's management API shows
+    it: a binary that is not UTF-8 as "Not UTF-8, base64 is: ..." (keys and short strings that
+    are not UTF-8: see management/http.py's dumps)."""
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and len(value[0]) == 1:
         value = untype(value)  # a TypedValue
     if isinstance(value, dict):
@@ -40,7 +42,7 @@ def plain(value: Any) -> Any:
         try:
             return value.decode()
         except UnicodeDecodeError:
-            return base64.b64encode(value).decode()
+            return "Not UTF-8, base64 is: " + base64.b64encode(value).decode()
     if isinstance(value, datetime.datetime):
         return int(value.timestamp())
     if isinstance(value, decimal.Decimal):
