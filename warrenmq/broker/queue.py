@@ -726,9 +726,13 @@ class Queue:
         if settings == self.settings:
             return
         expires_changed = settings.expires != self.settings.expires
+        timeout_changed = settings.consumer_timeout != self.settings.consumer_timeout
         self.settings = settings
         if expires_changed:
             self.arm_idle_expiry()
+        if timeout_changed:
+            for target in {id(c.target): c.target for c in self.consumers()}.values():
+                target.queue_settings_changed(self)
         if settings.limited and self._ready:
             self._drop_head()
 
