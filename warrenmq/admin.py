@@ -187,6 +187,7 @@ class ExchangeInfo:
     arguments: dict[str, Any]
     policy: str | None
     message_stats: Counters
+    messages_delayed: int | None = None  # held by an x-delayed-message exchange (None: another type)
 
 
 @dataclass

@@ -173,6 +173,7 @@ def test_aio_pika_sees_the_406_close(amqp_broker_factory: Callable[..., Embedded
             channel = await connection.channel()
             queue = await channel.declare_queue("aio")
             await channel.default_exchange.publish(aio_pika.Message(b"hold"), "aio")
+
             async def hold(message: Any) -> None:
                 pass  # never acked
 

@@ -102,6 +102,7 @@ EXCHANGE_KEYS: dict[str, Getter] = {
     "internal": field("internal"),
     "arguments": args_field("arguments"),
     "policy": field("policy"),
+    "messages_delayed": field("messages_delayed", 0),  # an x-delayed-message exchange's pending ones
 }
 
 BINDING_KEYS: dict[str, Getter] = {

@@ -23,6 +23,7 @@ EXCHANGE_DESCRIPTIONS = {
     "fanout": "AMQP fanout exchange, as per the AMQP specification",
     "headers": "AMQP headers exchange, as per the AMQP specification",
     "topic": "AMQP topic exchange, as per the AMQP specification",
+    "x-delayed-message": "Delayed Message Exchange.",
 }
 AUTH_DESCRIPTIONS = {
     "PLAIN": "SASL PLAIN authentication mechanism",
@@ -283,6 +284,8 @@ def exchange_json(x: admin.ExchangeInfo, rates: Rates) -> dict[str, Any]:
     }
     if x.policy:
         out["policy"] = x.policy
+    if x.messages_delayed is not None:
+        out["messages_delayed"] = x.messages_delayed  # as the delayed-message plugin shows it
     return out
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from warrenmq import __version__, definitions
 from warrenmq.amqp.errors import NotAllowed, PreconditionFailed
 from warrenmq.broker.broker import Broker
+from warrenmq.broker.delay import DelayStorage
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
 from warrenmq.broker.queue import Queue, QueueStore
@@ -163,6 +164,9 @@ class Node:
     def queue_store(self, queue: Queue) -> QueueStore:
         return self.store.queue_store(queue)
 
+    def delay_store(self, exchange: Exchange) -> DelayStorage | None:
+        return self.store.delay_store(exchange.vhost, exchange.name, exchange.durable)
+
     def definitions_changed(self) -> None:
         if self._restoring or self._definitions_pending:
             return
@@ -171,7 +175,11 @@ class Node:
 
     def _save_definitions(self) -> None:
         self._definitions_pending = False
-        self.store.save_definitions(definitions.export(self.broker, durable_only=True, queue_ids=self.store.queue_id))
+        self.store.save_definitions(
+            definitions.export(
+                self.broker, durable_only=True, queue_ids=self.store.queue_id, exchange_ids=self.store.exchange_id
+            )
+        )
 
     # -- alarms ---------------------------------------------------------------------------------
 

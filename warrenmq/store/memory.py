@@ -50,6 +50,12 @@ class MemoryStore:
     def queue_id(self, queue: Queue) -> int | None:
         return None
 
+    def exchange_id(self, vhost: str, name: str) -> int | None:
+        return None
+
+    def delay_store(self, vhost: str, name: str, durable: bool) -> None:
+        return None  # a delayed exchange then keeps its messages in memory
+
     def save_definitions(self, definitions: dict[str, Any]) -> None:
         pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from warrenmq.broker.exchanges.base import Binding, Destination, Exchange
 from warrenmq.broker.exchanges.default import DefaultExchange
+from warrenmq.broker.exchanges.delayed import DelayedExchange
 from warrenmq.broker.exchanges.direct import DirectExchange
 from warrenmq.broker.exchanges.fanout import FanoutExchange
 from warrenmq.broker.exchanges.headers import HeadersExchange
@@ -14,12 +15,14 @@ EXCHANGE_TYPES: dict[str, type[Exchange]] = {
     "fanout": FanoutExchange,
     "topic": TopicExchange,
     "headers": HeadersExchange,
+    "x-delayed-message": DelayedExchange,
 }
 
 __all__ = [
     "EXCHANGE_TYPES",
     "Binding",
     "DefaultExchange",
+    "DelayedExchange",
     "Destination",
     "DirectExchange",
     "Exchange",

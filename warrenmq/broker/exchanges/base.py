@@ -16,6 +16,7 @@ from warrenmq.broker.stats import ExchangeStats
 if TYPE_CHECKING:
     from warrenmq.broker.message import Message
     from warrenmq.broker.queue import Queue
+    from warrenmq.broker.vhost import VHost
 
 Destination = Union["Queue", "Exchange"]
 
@@ -80,6 +81,13 @@ class Exchange:
 
     def _init_index(self) -> None:
         """Set up the type's own binding index."""
+
+    def attach(self, vhost: VHost) -> None:
+        """The exchange was declared (or recovered) in ``vhost``: a type that holds messages
+        (the delayed exchange) takes its scheduler and storage here."""
+
+    def detach(self) -> None:
+        """The exchange was deleted: a type that holds messages drops them."""
 
     @property
     def alternate_exchange(self) -> str | None:
