@@ -215,6 +215,7 @@ class QueueInfo:
     memory: int
     idle_since: float | None  # epoch seconds, None while in use
     message_stats: Counters
+    messages_delayed: int = 0  # requeued, waiting out x-delay-on-requeue
 
     @property
     def messages(self) -> int:

@@ -27,6 +27,7 @@ from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
 from warrenmq.broker.paging import PagedFifo
 from warrenmq.broker.queue_args import QueueSettings
+from warrenmq.broker.requeue_delay import RequeueDelay
 
 if TYPE_CHECKING:
     from warrenmq.broker.stats import QueueStats
@@ -127,6 +128,7 @@ class Queue:
         self._sac_retiring = False  # the active consumer was cancelled but holds messages
         self.congested = False  # consumers wait on the broker while a backlog builds
         self.throttled: set[Throttled] = set()  # publishers held back until it drains
+        self.requeue_delay: RequeueDelay | None = None  # x-delay-on-requeue's waiting messages
 
     # -- information ---------------------------------------------------------------------
 
@@ -134,6 +136,11 @@ class Queue:
     def message_count(self) -> int:
         """Ready messages (what queue.declare-ok and basic.get-ok report)."""
         return len(self._ready)
+
+    @property
+    def messages_delayed(self) -> int:
+        """Requeued messages waiting out x-delay-on-requeue."""
+        return self.requeue_delay.count if self.requeue_delay is not None else 0
 
     @property
     def exclusive(self) -> bool:
@@ -487,7 +494,8 @@ class Queue:
 
     def requeue(self, messages: list[Message]) -> None:
         """Return delivered messages, flagged redelivered: to their original positions in a
-        classic queue, to the back (in the order given) in a quorum queue, as RabbitMQ."""
+        classic queue, to the back (in the order given) in a quorum queue, as RabbitMQ.  With
+        x-delay-on-requeue they are ready again only after that delay."""
         if self.deleted:
             return
         kept: list[Message] = []
@@ -499,10 +507,21 @@ class Queue:
                 self._discard(message, "delivery_limit")
                 continue
             kept.append(message)
-            self.ready_bytes += len(message.body)
+        delay = self.settings.delay_on_requeue
+        if kept and delay and self.scheduler is not None:
+            if self.requeue_delay is None:
+                self.requeue_delay = RequeueDelay(self)
+            self.requeue_delay.hold(kept, delay)
+            kept = []
         if not kept:
             self.dispatch()  # a retiring single active consumer may hand over now
             return
+        self.requeue_now(kept)
+
+    def requeue_now(self, kept: list[Message]) -> None:
+        """Requeued messages become ready again."""
+        for message in kept:
+            self.ready_bytes += len(message.body)
         ready = self._ready
         if self.is_quorum:
             for message in kept:
@@ -640,7 +659,9 @@ class Queue:
         """Drop every ready message; returns how many."""
         ready = self._ready
         count = len(ready)
-        for message in ready.take_in_memory():
+        waiting = self.requeue_delay.take_all() if self.requeue_delay is not None else []
+        count += len(waiting)
+        for message in [*ready.take_in_memory(), *waiting]:
             if message.stored and self.store is not None:
                 self.store.ack(message)
         ready.drop_tail()  # paged messages are released by the pager
@@ -703,6 +724,8 @@ class Queue:
         for timer in (self._expiry_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
+        if self.requeue_delay is not None:
+            self.requeue_delay.take_all()  # the store forgets them with the queue
         consumers = self.consumers()
         self._groups = []
         self.consumer_count = 0

@@ -343,6 +343,8 @@ def queue_json(
         out["owner_pid_details"] = {"name": q.owner}
     if consumers is not None:
         out["consumer_details"] = consumers
+    if q.messages_delayed or "x-delay-on-requeue" in q.arguments:
+        out["messages_delayed"] = q.messages_delayed  # requeued, not ready until their delay passed
     return out
 
 

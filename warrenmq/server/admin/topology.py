@@ -117,6 +117,7 @@ class TopologyOps(AdminBase):
             memory=2048 + in_memory * MESSAGE_OVERHEAD + q.ready_bytes,
             idle_since=self._epoch(q.last_used) if idle else None,
             message_stats=counters,
+            messages_delayed=q.messages_delayed,
         )
 
     def queues(self, vhost: str | None = None) -> list[admin.QueueInfo]:
