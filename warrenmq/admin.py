@@ -431,6 +431,11 @@ class Admin(Protocol):
         self, vhost: str, queue: str, count: int, ackmode: str, as_user: str | None = None
     ) -> list[GotMessage]: ...
 
+    def peek_messages(self, vhost: str, queue: str, count: int, as_user: str | None = None) -> list[GotMessage]:
+        """The first ``count`` ready messages, left where they are (nothing consumed,
+        redelivered or reordered); ``message_count`` is the queue's ready count."""
+        ...
+
     # access control
     def vhosts(self) -> list[VHostInfo]: ...
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from warrenmq.broker.backlog import Fifo, Prioritised
@@ -155,6 +156,14 @@ class Queue:
 
     def ready_messages(self) -> list[Message]:
         return list(self._ready)
+
+    def peek(self, count: int) -> list[Message]:
+        """The first ``count`` ready messages in delivery order, nothing taken, redelivered or
+        reordered (paged-out ones are read as copies)."""
+        ready = self._ready
+        if isinstance(ready, PagedFifo):
+            return ready.first(count)
+        return list(islice(ready, count))
 
     def __repr__(self) -> str:
         return f"<Queue {self.vhost}/{self.name} ready={len(self._ready)} unacked={self.unacked}>"

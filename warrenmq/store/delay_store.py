@@ -12,10 +12,8 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from warrenmq.amqp.frames import peek_delivery
-from warrenmq.broker.message import Message
-
 if TYPE_CHECKING:
+    from warrenmq.broker.message import Message
     from warrenmq.store.base import RecoveredQueue
     from warrenmq.store.file_store import FileQueueStore, FileStore, Staged
 
@@ -53,19 +51,7 @@ class FileDelayStore:
 
     def read(self, location: int) -> Message | None:
         """The message at ``location``, its place on disk kept (for ``settle``)."""
-        record = self._store.read_record(location)
-        if record is None:
-            return None
-        route = record.route
-        n = route[0]
-        exchange = route[1 : 1 + n].decode()
-        routing_key = route[2 + n : 2 + n + route[1 + n]].decode()
-        mode, priority, expiration = peek_delivery(record.header)
-        message = Message(record.msg_id, exchange, routing_key, route, record.header, record.body, mode == 2)
-        message.priority, message.expiration = priority, expiration
-        message.segment = location >> 40
-        message.offset = location & ((1 << 40) - 1)
-        return message
+        return self._store.read_message(location)
 
     def delete(self) -> None:
         if self._handle is not None:

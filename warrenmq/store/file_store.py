@@ -672,6 +672,20 @@ class FileStore:
         data = os.pread(fd, records.RECORD_PREFIX.size + size, offset)
         return records.read_record_at(data, 0)
 
+    def read_message(self, location: int) -> Message | None:
+        """The message recorded at ``location``, rebuilt with its place on disk (its
+        per-queue state left fresh); None when unreadable.  Nothing is released."""
+        record = self.read_record(location)
+        if record is None:
+            return None
+        exchange, routing_key = _split_route(record.route)
+        mode, priority, expiration = peek_delivery(record.header)
+        message = Message(record.msg_id, exchange, routing_key, record.route, record.header, record.body, mode == 2)
+        message.priority, message.expiration = priority, expiration
+        message.segment = location >> 40
+        message.offset = location & _OFFSET_MASK
+        return message
+
     def release_paged_at(self, location: int) -> None:
         """A page-out copy is no longer needed."""
         segment = self._segments.get(location >> 40)

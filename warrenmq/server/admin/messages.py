@@ -12,7 +12,7 @@ from warrenmq.broker.message import Message, encode_route
 from warrenmq.server.admin.base import AdminBase, amqp_errors, plain, to_table
 
 if TYPE_CHECKING:
-    pass
+    from warrenmq.broker.queue import Queue
 
 
 _PROPERTY_NAMES = (
@@ -101,21 +101,7 @@ class MessageOps(AdminBase):
                 break
             if not no_ack:
                 taken.append(message)
-            props = decode_properties(message.header)
-            if message.returns and q.is_quorum:
-                headers = FieldTable(props.headers or {})
-                headers["x-delivery-count"] = ("l", message.returns)
-                props.headers = headers
-            out.append(
-                admin.GotMessage(
-                    payload=bytes(message.body),
-                    redelivered=message.returns > 0,
-                    exchange=message.exchange,
-                    routing_key=message.routing_key,
-                    message_count=q.message_count,
-                    properties=_properties_json(props),
-                )
-            )
+            out.append(_got(message, q))
         # As RabbitMQ's HTTP API: settle only once all are taken (a requeued message would
         # otherwise come straight back).
         if ackmode == "reject_requeue_false":
@@ -124,6 +110,30 @@ class MessageOps(AdminBase):
         elif taken:
             q.requeue(taken)
         return out
+
+    def peek_messages(self, vhost: str, queue: str, count: int, as_user: str | None = None) -> list[admin.GotMessage]:
+        v = self._vhost(vhost)
+        self._check_vhost_access(as_user, vhost)
+        self._check(as_user, vhost, "read", "queue", queue)
+        with amqp_errors():
+            q = v.queue(queue)
+        return [_got(message, q) for message in q.peek(max(0, count))]
+
+
+def _got(message: Message, queue: Queue) -> admin.GotMessage:
+    props = decode_properties(message.header)
+    if message.returns and queue.is_quorum:
+        headers = FieldTable(props.headers or {})
+        headers["x-delivery-count"] = ("l", message.returns)
+        props.headers = headers
+    return admin.GotMessage(
+        payload=bytes(message.body),
+        redelivered=message.returns > 0,
+        exchange=message.exchange,
+        routing_key=message.routing_key,
+        message_count=queue.message_count,
+        properties=_properties_json(props),
+    )
 
 
 def _basic_properties(properties: dict[str, Any]) -> spec.BasicProperties:
