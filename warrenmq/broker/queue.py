@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from warrenmq.broker.backlog import Fifo, Prioritised
 from warrenmq.broker.consumer import Consumer
+from warrenmq.broker.dedup import DedupCache, DedupJournal
 from warrenmq.broker.message import Message
 from warrenmq.broker.paging import PagedFifo
 from warrenmq.broker.queue_args import QueueSettings
@@ -64,6 +65,8 @@ class QueueStore(Protocol):
     def purge(self) -> None: ...
 
     def delete(self) -> None: ...
+
+    def journal(self, kind: str) -> DedupJournal | None: ...
 
 
 DeadLetter = Callable[[Message, str], None]
@@ -130,6 +133,10 @@ class Queue:
         self.congested = False  # consumers wait on the broker while a backlog builds
         self.throttled: set[Throttled] = set()  # publishers held back until it drains
         self.requeue_delay: RequeueDelay | None = None  # x-delay-on-requeue's waiting messages
+        self._dedup: DedupCache | None = None  # made at the first publish (a journal replayed)
+        if self.settings.dedup is not None:
+            # An instance attribute: queues without deduplication publish without the check.
+            self.publish = self._publish_deduplicated  # type: ignore[method-assign]
 
     # -- information ---------------------------------------------------------------------
 
@@ -210,6 +217,17 @@ class Queue:
         if message.expires_at:
             self._arm_expiry()
         return True
+
+    def _publish_deduplicated(self, message: Message) -> bool:
+        """x-message-deduplication: a duplicate is taken (the publisher gets an ack) and dropped."""
+        cache = self._dedup
+        if cache is None:
+            assert self.settings.dedup is not None
+            journal = self.store.journal("dedup") if self.store is not None else None
+            cache = self._dedup = DedupCache(self.settings.dedup, journal)
+        if cache.duplicate(message):
+            return True
+        return Queue.publish(self, message)
 
     def _set_deadline(self, message: Message) -> bool:
         """Give the message its expiry deadline; False when it expires on arrival."""
@@ -735,6 +753,12 @@ class Queue:
                 timer.cancel()
         if self.requeue_delay is not None:
             self.requeue_delay.take_all()  # the store forgets them with the queue
+        if self._dedup is not None:
+            self._dedup.forget()
+        elif self.settings.dedup is not None and self.store is not None:
+            journal = self.store.journal("dedup")  # a recovered queue deleted before any publish
+            if journal is not None:
+                journal.delete()
         consumers = self.consumers()
         self._groups = []
         self.consumer_count = 0

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from warrenmq.amqp.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from warrenmq.amqp.values import TYPE_NAMES, FieldTable
 from warrenmq.broker.dead_letter import DeadLetterer
+from warrenmq.broker.dedup import DedupJournal
 from warrenmq.broker.delay import DelayStorage
 from warrenmq.broker.exchanges import EXCHANGE_TYPES, Binding, DefaultExchange, Destination, Exchange
 from warrenmq.broker.exchanges.base import freeze
@@ -94,6 +95,8 @@ class Storage(Protocol):
     def definitions_changed(self) -> None: ...
 
     def delay_store(self, exchange: Exchange) -> DelayStorage | None: ...
+
+    def journal(self, kind: str, *key: str) -> DedupJournal | None: ...
 
 
 def server_generated_name(prefix: str) -> str:

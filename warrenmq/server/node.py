@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from warrenmq import __version__, definitions
 from warrenmq.amqp.errors import NotAllowed, PreconditionFailed
 from warrenmq.broker.broker import Broker
+from warrenmq.broker.dedup import DedupJournal
 from warrenmq.broker.delay import DelayStorage
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
@@ -166,6 +167,9 @@ class Node:
 
     def delay_store(self, exchange: Exchange) -> DelayStorage | None:
         return self.store.delay_store(exchange.vhost, exchange.name, exchange.durable)
+
+    def journal(self, kind: str, *key: str) -> DedupJournal | None:
+        return self.store.journal(kind, *key)
 
     def definitions_changed(self) -> None:
         if self._restoring or self._definitions_pending:

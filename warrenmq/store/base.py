@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from warrenmq.broker.delay import DelayStorage
     from warrenmq.broker.queue import Queue, QueueStore
+    from warrenmq.store.journal import Journal
 
 
 class SyncWaiter(Protocol):
@@ -56,6 +57,8 @@ class MessageStore(Protocol):
     def queue_id(self, queue: Queue) -> int | None: ...
 
     def exchange_id(self, vhost: str, name: str) -> int | None: ...
+
+    def journal(self, kind: str, *key: str) -> Journal | None: ...
 
     def delay_store(self, vhost: str, name: str, durable: bool) -> DelayStorage | None: ...
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from warrenmq.broker.message import Message
 from warrenmq.broker.paging import TailEntries
 from warrenmq.store import records
 from warrenmq.store.base import RecoveredQueue, Recovery, SyncWaiter
+from warrenmq.store.journal import Journal
 
 if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue
@@ -100,6 +102,10 @@ class FileQueueStore:
     def purge(self) -> None:
         pass  # the queue acknowledges each purged message
 
+    def journal(self, kind: str) -> Journal:
+        """A small durable file of this queue's (a deduplication cache)."""
+        return self.store.journal(kind, *self.key)
+
     def delete(self) -> None:
         self.store.drop_queue(self)
 
@@ -139,6 +145,8 @@ class FileStore:
         self._closing_fds: list[int] = []
         self._waiters: set[SyncWaiter] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warren-fsync")
+        self._journals: dict[str, Journal] = {}
+        self._journals_dirty: list[Journal] = []
         # Store ids: a queue's key is (vhost, name), a delayed exchange's (vhost, name, "x").
         self._queue_ids: dict[tuple[str, ...], int] = {}
         self._pending_delayed: list[tuple[FileQueueStore, Message, int]] = []  # (handle, message, due)
@@ -447,6 +455,7 @@ class FileStore:
                 backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
                 self._staged.pop()
             self._write_acks()
+            self._write_journals()
         except OSError as exc:
             self._write_failed(exc)
             return
@@ -551,6 +560,29 @@ class FileStore:
                     acks[number] = [data[keep:]]
                     raise OSError(28, "short write to an ack file")
             del acks[number]
+
+    def _write_journals(self) -> None:
+        while self._journals_dirty:
+            fd = self._journals_dirty[-1].flush()  # raises on a full disk: it stays dirty
+            self._journals_dirty.pop()
+            if fd >= 0:
+                self._dirty_fds.add(fd)
+
+    def journal(self, kind: str, *key: str) -> Journal:
+        """The journal of a durable object (``kind``: what it keeps; ``key``: whose), in
+        ``<data dir>/<kind>/``; its appends are written and fsynced with the group."""
+        name = hashlib.sha1("\0".join(key).encode()).hexdigest()[:20]
+        path = self.directory / kind / f"{name}.log"
+        journal = self._journals.get(str(path))
+        if journal is None:
+            journal = self._journals[str(path)] = Journal(path, self._journal_appended, self.fsync_enabled)
+        return journal
+
+    def _journal_appended(self, journal: Journal) -> None:
+        self._journals_dirty.append(journal)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
 
     def _write_failed(self, exc: OSError) -> None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -799,14 +831,16 @@ class FileStore:
 
     def close(self) -> None:
         """Write what is pending, fsync everything, release the lock."""
-        if self._commit_scheduled or self._pending or self._acks:
+        if self._commit_scheduled or self._pending or self._acks or self._journals_dirty:
             try:
                 self._write_messages()
                 self._write_acks()
+                self._write_journals()
             except OSError as exc:
                 log.error("could not write pending messages at shutdown: %s", exc)
         self._executor.shutdown(wait=True)
         fds = [self._fd, *self._closing_fds] + [s.ack_fd for s in self._segments.values() if s.ack_fd >= 0]
+        fds += [j.fd for j in self._journals.values() if j.fd >= 0]
         for fd in fds:
             if fd >= 0:
                 try:

@@ -33,6 +33,9 @@ class _NullQueueStore:
     def delete(self) -> None:
         pass
 
+    def journal(self, kind: str) -> None:
+        return None  # nothing is kept
+
 
 class MemoryStore:
     def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
@@ -51,6 +54,9 @@ class MemoryStore:
         return None
 
     def exchange_id(self, vhost: str, name: str) -> int | None:
+        return None
+
+    def journal(self, kind: str, *key: str) -> None:
         return None
 
     def delay_store(self, vhost: str, name: str, durable: bool) -> None:

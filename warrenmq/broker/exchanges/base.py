@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
+from warrenmq.amqp.errors import PreconditionFailed
 from warrenmq.amqp.values import FieldTable
+from warrenmq.broker.dedup import DROPPED, DedupCache
+from warrenmq.broker.dedup_args import check_extension_args, dedup_settings
 from warrenmq.broker.stats import ExchangeStats
 
 if TYPE_CHECKING:
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from warrenmq.broker.vhost import VHost
 
 Destination = Union["Queue", "Exchange"]
+DEDUP_ARGS = ("x-message-deduplication", "x-cache-size", "x-cache-ttl", "x-deduplication-header")
 
 
 def freeze(value: Any) -> Any:
@@ -77,17 +81,38 @@ class Exchange:
         self.policy: str | None = None
         self.stats = ExchangeStats()
         self.deleted = False
+        self.dedup: DedupCache | None = None
+        problem = check_extension_args(self.arguments, DEDUP_ARGS)
+        if problem is not None:
+            key, error = problem
+            raise PreconditionFailed(f"invalid arg '{key}' for exchange '{name}' in vhost '{vhost}': {error}")
         self._init_index()
 
     def _init_index(self) -> None:
         """Set up the type's own binding index."""
 
     def attach(self, vhost: VHost) -> None:
-        """The exchange was declared (or recovered) in ``vhost``: a type that holds messages
-        (the delayed exchange) takes its scheduler and storage here."""
+        """The exchange was declared (or recovered) in ``vhost``: deduplication, if its
+        arguments ask for it, and a type that holds messages (the delayed exchange) take
+        their scheduler and storage here."""
+        settings = dedup_settings(self.arguments)
+        if settings is not None:
+            storage = vhost.storage
+            journal = storage.journal("dedup", "exchange", vhost.name, self.name) if storage and self.durable else None
+            self.dedup = DedupCache(settings, journal)
+            # An instance attribute: exchanges without deduplication route without the check.
+            self.route = self._route_deduplicated  # type: ignore[method-assign]
 
     def detach(self) -> None:
-        """The exchange was deleted: a type that holds messages drops them."""
+        """The exchange was deleted: what it holds goes with it."""
+        if self.dedup is not None:
+            self.dedup.forget()
+
+    def _route_deduplicated(self, routing_key: str, message: Message) -> Sequence[Destination]:
+        assert self.dedup is not None
+        if self.dedup.duplicate(message):
+            return DROPPED
+        return type(self).route(self, routing_key, message)
 
     @property
     def alternate_exchange(self) -> str | None:

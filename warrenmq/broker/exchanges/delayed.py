@@ -117,6 +117,7 @@ class DelayedExchange(Exchange):
     # -- the life of the exchange -------------------------------------------------------------
 
     def attach(self, vhost: VHost) -> None:
+        super().attach(vhost)
         self._vhost = vhost
         assert vhost.scheduler is not None, "a delayed exchange needs a scheduler"
         storage = vhost.storage.delay_store(self) if vhost.storage is not None else None
@@ -126,6 +127,7 @@ class DelayedExchange(Exchange):
             self.delays.restore(*found)
 
     def detach(self) -> None:
+        super().detach()
         if self.delays is not None:
             self.delays.clear()
 
