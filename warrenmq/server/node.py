@@ -253,8 +253,9 @@ class Node:
         s = self.settings
         return bool(s.tls_cert and s.tls_key and s.management_tls_port > 0)
 
-    async def stop(self) -> None:
-        """Close listeners, close every connection with 320, then the store."""
+    async def stop(self, grace: float = 2.0) -> None:
+        """Close listeners, close every connection with 320 (aborting those that have not
+        answered within ``grace`` seconds), then the store."""
         if self._stopping:
             return
         self._stopping = True
@@ -266,7 +267,7 @@ class Node:
             await self.management.stop()
         for conn in list(self.connections):
             conn.close(320, "broker forced connection closure with reason 'shutdown'")
-        deadline = self.loop.time() + 2.0
+        deadline = self.loop.time() + grace
         while self.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.02)
         for conn in list(self.connections):

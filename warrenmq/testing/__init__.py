@@ -111,10 +111,11 @@ class EmbeddedBroker:
         self._stop_loop()
         raise RuntimeError(f"WarrenMQ could not start: {last_error}")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Close every connection (320, as a node shutting down does) and the store."""
+    def stop(self, timeout: float = 10.0, grace: float = 0.25) -> None:
+        """Close every connection (320, as a node shutting down does; clients that do not
+        answer within ``grace`` seconds are cut off) and the store."""
         if self.node is not None and self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self.node.stop(), self._loop).result(timeout)
+            asyncio.run_coroutine_threadsafe(self.node.stop(grace), self._loop).result(timeout)
             self.node = None
         self._stop_loop()
         if self._own_dir:
