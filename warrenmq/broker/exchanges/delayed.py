@@ -18,6 +18,7 @@ also sends it to the alternate exchange at once (issues #7 and #36 of the plugin
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +43,7 @@ ROUTING_TYPES: dict[str, type[Exchange]] = {
     "topic": TopicExchange,
     "headers": HeadersExchange,
 }
+log = logging.getLogger("warrenmq.delayed")
 MAX_DELAY = 4_294_967_295  # ms: Erlang's longest timer, the plugin's limit
 # The plugin's words, typos included (its string literals are joined without spaces).
 INVALID_TYPE = "Invalid argument, 'x-delayed-type' must bean existing exchnage type"
@@ -108,7 +110,8 @@ class DelayedExchange(Exchange):
         self._holder = cast("Sequence[Destination]", (_Holder(self),))
         self._vhost: VHost | None = None
         self.delays: DelayQueue | None = None
-        self._decided = (-1, 0)  # (message seq, due): routing decides, the holder holds
+        # (message seq, due, its properties): routing decides, the holder holds.
+        self._decided: tuple[int, int, Any] = (-1, 0, None)
 
     @property
     def messages_delayed(self) -> int:
@@ -125,6 +128,9 @@ class DelayedExchange(Exchange):
         found = storage.recovered() if storage is not None else None
         if found is not None:
             self.delays.restore(*found)
+            log.info(
+                "recovered %d delayed messages of exchange '%s' in vhost '%s'", len(self.delays), self.name, vhost.name
+            )
 
     def detach(self) -> None:
         super().detach()
@@ -138,19 +144,19 @@ class DelayedExchange(Exchange):
         if len(header) > 13 and header[12] & _HEADERS_FLAG and b"x-delay" in header:
             if self._decided[0] == message.seq:
                 return self._holder  # the same publish, routed again for another CC key
-            headers = decode_properties(header).headers
+            properties = decode_properties(header)
+            headers = properties.headers
             delay = delay_of(headers.get("x-delay")) if headers else None
             if delay is not None:
-                self._decided = (message.seq, now_ms() + delay)
+                self._decided = (message.seq, now_ms() + delay, properties)
                 return self._holder
         return self.inner.route(routing_key, message)
 
     def hold(self, message: Message) -> bool:
-        seq, due = self._decided
+        seq, due, properties = self._decided
         if seq != message.seq or self.delays is None:
             return False
         # As the plugin: once delayed, x-delay says minus the delay, so that it routes at once.
-        properties = decode_properties(message.header)
         headers = FieldTable(properties.headers or {})
         delay = delay_of(headers.get("x-delay")) or 0
         headers["x-delay"] = ("I", -delay) if delay < 2**31 else ("l", -delay)
