@@ -64,6 +64,5 @@ def test_function_scope_gives_each_test_its_own_broker(pytester: pytest.Pytester
             assert declare_and_count(amqp_broker.url) == 0  # a fresh broker: nothing left over
         """
     )
-    assert pytester.runpytest_inprocess("--warrenmq-scope=function", "-q").ret == 0
-    session = pytester.runpytest_inprocess("-q")  # one broker for the session: test_two sees 1
-    session.assert_outcomes(passed=1, failed=1)
+    # With the default session scope test_two would see test_one's message.
+    pytester.runpytest_inprocess("--warrenmq-scope=function", "-q").assert_outcomes(passed=2)
