@@ -125,6 +125,26 @@ def test_kombu_publishing_to_a_dedup_exchange(amqp_broker: RunningBroker) -> Non
                 simple.get(timeout=0.2)
 
 
+def test_the_deduplication_plugins_exchange_type(amqp_broker: RunningBroker) -> None:
+    """The rabbitmq-message-deduplication plugin's exchange type: fanout routing, x-cache-size
+    required (a number, or a numeric string), duplicates of x-deduplication-header dropped."""
+    conn, ch = channel(amqp_broker.url)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+        ch.exchange_declare(fresh("px"), "x-message-deduplication")
+    assert info.value.reply_code == 406
+    assert "'x-cache-size' must be an integer greater than 0" in info.value.reply_text
+    ch = conn.channel()
+    ch.confirm_delivery()
+    exchange, queue = fresh("px"), fresh("pq")
+    ch.exchange_declare(exchange, "x-message-deduplication", arguments={"x-cache-size": "10", "x-cache-ttl": 60_000})
+    ch.queue_declare(queue)
+    ch.queue_bind(queue, exchange, "any-key")
+    for key in ("a", "b", "a"):
+        ch.basic_publish(exchange, "another-key", key.encode(), keyed(key))
+    assert count(ch, queue) == 2
+    conn.close()
+
+
 def test_bad_arguments_are_refused(amqp_broker: RunningBroker) -> None:
     conn, ch = channel(amqp_broker.url)
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
@@ -143,10 +163,14 @@ def test_a_durable_cache_survives_a_restart(amqp_broker_factory: Callable[..., E
     assert broker.running is not None
     conn, ch = channel(broker.running.url)
     ch.exchange_declare("dur-dx", "fanout", durable=True, arguments=DEDUP)
+    disk = {"x-cache-size": 5, "x-cache-persistence": "disk"}
+    ch.exchange_declare("dur-px", "x-message-deduplication", durable=True, arguments=disk)
     ch.queue_declare("dur-q", durable=True, arguments=DEDUP)
     ch.queue_declare("dur-bound", durable=True)
     ch.queue_bind("dur-bound", "dur-dx", "")
+    ch.queue_bind("dur-bound", "dur-px", "")
     ch.basic_publish("dur-dx", "", b"x", keyed("a"))
+    ch.basic_publish("dur-px", "", b"p", keyed("p"))
     ch.basic_publish("", "dur-q", b"y", keyed("b"))
     conn.close()
     broker.stop()
@@ -154,9 +178,10 @@ def test_a_durable_cache_survives_a_restart(amqp_broker_factory: Callable[..., E
     assert again.running is not None
     conn, ch = channel(again.running.url)
     ch.basic_publish("dur-dx", "", b"x", keyed("a"))
+    ch.basic_publish("dur-px", "", b"p", keyed("p"))
     ch.basic_publish("", "dur-q", b"y", keyed("b"))
     ch.basic_publish("", "dur-q", b"z", keyed("c"))
-    assert count(ch, "dur-bound") == 0  # the transient message died with the node; its key did not
+    assert count(ch, "dur-bound") == 0  # the transient messages died with the node; their keys did not
     assert count(ch, "dur-q") == 1
     conn.close()
 

@@ -24,6 +24,7 @@ EXCHANGE_DESCRIPTIONS = {
     "headers": "AMQP headers exchange, as per the AMQP specification",
     "topic": "AMQP topic exchange, as per the AMQP specification",
     "x-delayed-message": "Delayed Message Exchange.",
+    "x-message-deduplication": "Message Deduplication Exchange.",
 }
 AUTH_DESCRIPTIONS = {
     "PLAIN": "SASL PLAIN authentication mechanism",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from warrenmq.broker.exchanges.base import Binding, Destination, Exchange
+from warrenmq.broker.exchanges.dedup import DeduplicationExchange
 from warrenmq.broker.exchanges.default import DefaultExchange
 from warrenmq.broker.exchanges.delayed import DelayedExchange
 from warrenmq.broker.exchanges.direct import DirectExchange
@@ -16,11 +17,13 @@ EXCHANGE_TYPES: dict[str, type[Exchange]] = {
     "topic": TopicExchange,
     "headers": HeadersExchange,
     "x-delayed-message": DelayedExchange,
+    "x-message-deduplication": DeduplicationExchange,
 }
 
 __all__ = [
     "EXCHANGE_TYPES",
     "Binding",
+    "DeduplicationExchange",
     "DefaultExchange",
     "DelayedExchange",
     "Destination",
