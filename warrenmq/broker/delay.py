@@ -7,8 +7,10 @@ kept in memory only while they must be (not yet written) or are due soon; a pers
 message of a durable exchange is a recoverable record on disk (written with the publisher's
 group commit, so its confirm means it is on disk), anything else beyond ``memory_limit`` goes
 to disk as a page-out copy.  One timer, for the heap's head, releases what is due, at most
-RELEASE_BATCH messages per loop turn, reading each body back with one pread when it is not in
-memory; the release routes the message like a new publish.
+RELEASE_BATCH messages per run, reading each body back with one pread when it is not in
+memory; the release routes the message like a new publish.  A run stops after RELEASE_SLICE
+seconds (the rest follows on the next loop turn), so that a burst of messages due together
+does not stall the other connections.
 
 Due times are wall-clock epoch milliseconds (they are stored, and survive a restart: what
 fell due while the node was down is released at once, as the plugin does); the timers are
@@ -34,6 +36,7 @@ log = logging.getLogger("warrenmq.delay")
 SLOT_BITS = 26  # up to 64 million pending messages per exchange
 _SLOT_MASK = (1 << SLOT_BITS) - 1
 RELEASE_BATCH = 2000
+RELEASE_SLICE = 0.005
 NEAR_MS = 2000  # a body due this soon stays in memory after it is written
 _MEMORY, _RECORD, _PAGED = 0, 1, 2  # where a pending body is: RAM only, durable record, page-out copy
 
@@ -191,8 +194,11 @@ class DelayQueue:
         self._timer = None
         heap = self._heap
         now = now_ms()
+        started = time.perf_counter()
         released = 0
         while heap and heap[0] >> SLOT_BITS <= now and released < RELEASE_BATCH:
+            if released & 63 == 63 and time.perf_counter() - started > RELEASE_SLICE:
+                break
             slot = heapq.heappop(heap) & _SLOT_MASK
             released += 1
             message = self._take(slot)
