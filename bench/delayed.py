@@ -68,6 +68,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def declare(port: int) -> None:
     conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
     ch = conn.channel()
@@ -174,9 +179,11 @@ def accuracy(pending: int, hold: bool = False) -> dict[str, float]:
             consumer = Consumer(port, 0)
             consumer.start()
             consumer.ready.wait(10)
+            cpu, wall = cpu_seconds(proc.pid), time.monotonic()
             sent = probe(port, probing)
             consumer.expected = (0 if hold else pending) + sent
             consumer.join()
+            busy = (cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall)
             late = sorted(consumer.lateness)
             assert len(late) == sent, f"{len(late)} of {sent} probes delivered"
             result = {
@@ -189,12 +196,14 @@ def accuracy(pending: int, hold: bool = False) -> dict[str, float]:
                 "p99": late[int(len(late) * 0.99)],
                 "max": late[-1],
                 "rss": rss_mib(proc.pid),
+                "cpu": busy,
             }
             how = "held for an hour" if hold else f"released over {window_s:.0f} s"
             print(
                 f"{pending:>8,} pending (filled in {fill_s:.1f} s, {how}), "
                 f"{sent} probes: lateness min {late[0]:.1f} ms, p50 {result['p50']:.1f} ms, "
-                f"p99 {result['p99']:.1f} ms, max {late[-1]:.1f} ms; RSS {result['rss']:.0f} MiB"
+                f"p99 {result['p99']:.1f} ms, max {late[-1]:.1f} ms; RSS {result['rss']:.0f} MiB, "
+                f"broker CPU {busy:.0%} meanwhile"
             )
             return result
         finally:
