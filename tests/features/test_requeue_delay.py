@@ -4,12 +4,14 @@ delay; meanwhile it is neither ready nor unacknowledged (``messages_delayed`` in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
 import uuid
 from typing import Any
 
+import aio_pika
 import kombu
 import pika
 
@@ -70,6 +72,29 @@ def test_purge_drops_the_waiting_ones_too(amqp_broker: RunningBroker) -> None:
     assert ch.queue_purge(name).method.message_count == 1
     assert queue_info(amqp_broker, name)["messages_delayed"] == 0
     conn.close()
+
+
+def test_aio_pika_nack_with_requeue_waits(amqp_broker: RunningBroker) -> None:
+    name = f"aretry-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> tuple[float, bool]:
+        async with await aio_pika.connect(amqp_broker.url) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(name, arguments={"x-delay-on-requeue": 200})
+            await channel.default_exchange.publish(aio_pika.Message(b"job"), name)
+            first = await queue.get(timeout=5)
+            assert first is not None
+            await first.nack(requeue=True)
+            nacked = time.monotonic()
+            assert await queue.get(fail=False) is None  # not ready while it waits
+            async with queue.iterator() as messages:
+                async for again in messages:
+                    await again.ack()
+                    return time.monotonic() - nacked, again.redelivered
+        raise AssertionError("no message")
+
+    waited, redelivered = asyncio.run(asyncio.wait_for(main(), 10))
+    assert redelivered and waited >= 0.2
 
 
 def test_kombu_requeue_waits(amqp_broker: RunningBroker) -> None:

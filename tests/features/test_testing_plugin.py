@@ -6,10 +6,13 @@ This project's own feature tests (tests/features/) use ``amqp_broker`` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
 
+import aio_pika
+import kombu
 import pika
 import pytest
 
@@ -29,6 +32,27 @@ def test_amqp_broker_gives_a_url_and_a_management_url(amqp_broker: RunningBroker
     overview = json.load(urllib.request.urlopen(request, timeout=5))
     assert overview["product_name"] == "WarrenMQ"
     assert str(amqp_broker) == amqp_broker.url and amqp_broker.url.startswith("amqp://guest:guest@127.0.0.1:")
+
+
+def test_aio_pika_and_kombu_on_the_fixture(amqp_broker: RunningBroker) -> None:
+    async def with_aio_pika() -> bytes:
+        async with await aio_pika.connect(amqp_broker.url) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue("plugin-aio", exclusive=True)
+            await channel.default_exchange.publish(aio_pika.Message(b"hi"), "plugin-aio")
+            message = await queue.get(timeout=5)
+            assert message is not None
+            await message.ack()
+            return message.body
+
+    assert asyncio.run(with_aio_pika()) == b"hi"
+    with kombu.Connection(amqp_broker.url.replace("amqp://", "pyamqp://")) as connection:
+        queue = connection.SimpleQueue("plugin-kombu")
+        queue.put({"n": 1})
+        message = queue.get(timeout=5)
+        message.ack()
+        assert message.payload == {"n": 1}
+        queue.close()
 
 
 def test_a_broker_starts_in_under_half_a_second(amqp_broker: RunningBroker) -> None:
