@@ -15,7 +15,7 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from tests.server import ServerProcess
 from warrenmq.cli.main import main as warrenctl
-from warrenmq.testing import RunningBroker
+from warrenmq.testing import EmbeddedBroker, RunningBroker
 
 DELAYED = "x-delayed-message"
 
@@ -295,3 +295,27 @@ def test_pending_records_stop_keeping_segments_once_released(fresh_server: Serve
     server.start()
     assert _drain(server, "cnt-dq", 1, timeout=1.0) == []  # released records were settled
     assert server.stop() == 0
+
+
+def test_transient_ones_beyond_the_memory_limit_are_paged_out_and_read_back(
+    amqp_broker_factory: Callable[..., EmbeddedBroker],
+) -> None:
+    """Beyond the exchange's memory limit (lowered to 5 here) transient delayed messages go
+    to disk as page-out copies; they come back in due order, bodies intact."""
+    broker = amqp_broker_factory(management=False)
+    assert broker.running is not None
+    conn = pika.BlockingConnection(pika.URLParameters(broker.running.url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.exchange_declare("paged-dx", DELAYED, arguments={"x-delayed-type": "fanout"})
+    ch.queue_declare("paged-dq")
+    ch.queue_bind("paged-dq", "paged-dx", "")
+    delays = broker.call(lambda: broker.node.broker.vhosts["/"].exchanges["paged-dx"].delays)
+    delays.memory_limit = 5
+    for i in range(20):
+        ch.basic_publish("paged-dx", "", b"body %02d" % i, pika.BasicProperties(headers={"x-delay": 400 + 10 * i}))
+    in_memory = broker.call(lambda: len(delays._messages))
+    assert in_memory <= 6  # the rest was written out at the end of the loop turn
+    got = collect(conn, ch, "paged-dq", 20)
+    assert [body for _, body, _ in got] == [b"body %02d" % i for i in range(20)]
+    conn.close()
