@@ -198,6 +198,7 @@ class ExchangeInfo:
     arguments: dict[str, Any]
     policy: str | None
     message_stats: Counters
+    messages_delayed: int | None = None  # held by an x-delayed-message exchange (None: another type)
 
 
 @dataclass
@@ -225,6 +226,7 @@ class QueueInfo:
     memory: int
     idle_since: float | None  # epoch seconds, None while in use
     message_stats: Counters
+    messages_delayed: int = 0  # requeued, waiting out x-delay-on-requeue
 
     # Where it lives: the node holding it (in a cluster, its leader; "" for "this node"), and
     # for a quorum queue its leader, its members and those of them that are running.
@@ -490,6 +492,11 @@ class Admin(Protocol):
         """Move up to ``count`` ready messages from the head of ``queue`` to the back of
         ``destination`` (same vhost), each published there before it leaves ``queue``; the
         number moved (fewer when ``queue`` runs out or ``destination`` refuses one)."""
+        ...
+
+    def peek_messages(self, vhost: str, queue: str, count: int, as_user: str | None = None) -> list[GotMessage]:
+        """The first ``count`` ready messages, left where they are (nothing consumed,
+        redelivered or reordered); ``message_count`` is the queue's ready count."""
         ...
 
     # access control

@@ -72,7 +72,11 @@ class Settings:
     heartbeat: int = 60
     max_message_size: int = 134217728
     handshake_timeout: float = 10.0
-    consumer_timeout_ms: int = 0  # 0 = off
+    # Delivery acknowledgement timeout (RabbitMQ's consumer_timeout, ms; 0 = off) and what
+    # happens on expiry: "close" the channel with 406 (RabbitMQ 3.x) or "cancel" the consumer
+    # with basic.cancel and requeue what timed out (RabbitMQ 4.x).
+    consumer_timeout: int = 0
+    consumer_timeout_action: str = "close"
     # Default user and vhost created on first start.
     default_user: str = "guest"
     default_pass: str = "guest"
@@ -144,6 +148,13 @@ class Settings:
         if self.cluster_lease_ttl < 2:
             raise ConfigError(
                 f"{source}: bad value {self.cluster_lease_ttl!r} for setting 'cluster_lease_ttl': below 2"
+            )
+        if self.consumer_timeout < 0:
+            raise ConfigError(f"{source}: bad value {self.consumer_timeout!r} for setting 'consumer_timeout': negative")
+        if self.consumer_timeout_action not in ("close", "cancel"):
+            raise ConfigError(
+                f"{source}: bad value {self.consumer_timeout_action!r} for setting 'consumer_timeout_action': "
+                "use close or cancel"
             )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"{source}: bad value {self.log_level!r} for setting 'log_level'")

@@ -84,6 +84,7 @@ def export(
     durable_only: bool = True,
     queue_ids: Callable[[Queue], int | None] | None = None,
     vhost: str | None = None,
+    exchange_ids: Callable[[str, str], int | None] | None = None,
 ) -> dict[str, Any]:
     """The broker's definitions.  ``durable_only``: what survives a restart (RabbitMQ's export
     also lists only durable objects)."""
@@ -121,17 +122,19 @@ def export(
         for x in v.exchanges.values():
             if x.name == "" or x.name.startswith("amq.") or (durable_only and not x.durable):
                 continue
-            exchanges.append(
-                {
-                    "name": x.name,
-                    "vhost": v.name,
-                    "type": x.TYPE,
-                    "durable": x.durable,
-                    "auto_delete": x.auto_delete,
-                    "internal": x.internal,
-                    "arguments": _plain_args(x.arguments),
-                }
-            )
+            x_entry: dict[str, Any] = {
+                "name": x.name,
+                "vhost": v.name,
+                "type": x.TYPE,
+                "durable": x.durable,
+                "auto_delete": x.auto_delete,
+                "internal": x.internal,
+                "arguments": _plain_args(x.arguments),
+            }
+            xid = exchange_ids(v.name, x.name) if exchange_ids is not None else None
+            if xid is not None:
+                x_entry["warren_id"] = xid  # a delayed exchange's messages in the store
+            exchanges.append(x_entry)
         for b in v.bindings():
             destination = b.destination
             if durable_only and not (b.source.durable and destination.durable):

@@ -24,7 +24,9 @@ def test_overview_and_nodes(api: Api, mgmt_server: ServerProcess) -> None:
     assert overview["product_name"] == "WarrenMQ"
     assert set(overview["object_totals"]) == {"connections", "channels", "exchanges", "queues", "consumers"}
     assert set(overview["queue_totals"]) >= {"messages", "messages_ready", "messages_unacknowledged"}
-    assert {x["name"] for x in overview["exchange_types"]} == {"direct", "fanout", "headers", "topic"}
+    # The four AMQP types, and the delayed-message and deduplication plugins' types (built in).
+    types = {x["name"] for x in overview["exchange_types"]}
+    assert types == {"direct", "fanout", "headers", "topic", "x-delayed-message", "x-message-deduplication"}
     ports = {(x["protocol"], x["port"]) for x in overview["listeners"]}
     assert ("amqp", mgmt_server.port) in ports and ("http", mgmt_server.management_port) in ports
 

@@ -47,6 +47,9 @@ class Broker:
             raise NotFound(f"no vhost '{name}'")
         for queue in list(vhost.queues.values()):
             vhost.remove_queue(queue)
+        for exchange in vhost.exchanges.values():
+            exchange.deleted = True
+            exchange.detach()  # a delayed exchange's pending messages go with the vhost
         for key in [k for k in self.users.permissions if k[1] == name]:
             del self.users.permissions[key]
         if self.storage is not None:

@@ -24,6 +24,10 @@ class DeliveryTarget(Protocol):
         """The queue dropped this consumer (queue deleted, or failover)."""
         ...
 
+    def queue_settings_changed(self, queue: Queue) -> None:
+        """A policy changed the settings of a queue this target consumes from."""
+        ...
+
 
 class Consumer:
     __slots__ = (

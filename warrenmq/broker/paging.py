@@ -18,6 +18,7 @@ import bisect
 from array import array
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 from typing import Protocol
 
 from warrenmq.broker.backlog import Fifo
@@ -102,6 +103,9 @@ class Pager(Protocol):
 
     def written_age(self, segment: int) -> float:
         """Seconds between the last write of a recovered segment and the recovery (0: none)."""
+
+    def read_message(self, location: int) -> Message | None:
+        """A copy of the message at ``location``, nothing released (peeking)."""
 
 
 def location(segment: int, offset: int) -> int:
@@ -188,6 +192,21 @@ class PagedFifo:
     @property
     def paged(self) -> int:
         return len(self.tail) + len(self.staging)
+
+    def first(self, count: int) -> list[Message]:
+        """The next ``count`` messages in delivery order, without taking them: the head, then
+        the paged tail (copies read from disk), then staging."""
+        out = list(islice(self.head, count))
+        tail = self.tail
+        index = tail.start
+        while len(out) < count and index < len(tail.seqs):
+            message = self.pager.read_message(tail.locations[index])
+            if message is not None:
+                message.returns = tail.returns[index]
+                out.append(message)
+            index += 1
+        out.extend(islice(self.staging, max(0, count - len(out))))
+        return out
 
     def clear(self) -> None:
         self.budget.used -= sum(len(m.body) for m in self.head) + MESSAGE_OVERHEAD * len(self.head)

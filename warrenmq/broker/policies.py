@@ -27,8 +27,11 @@ QUEUE_KEYS = {
     "dead-letter-exchange": "dead_letter_exchange",
     "dead-letter-routing-key": "dead_letter_routing_key",
     "delivery-limit": "delivery_limit",
+    "consumer-timeout": "consumer_timeout",
 }
-MIN_WINS = {"message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit"}
+# consumer-timeout: the smaller wins as in RabbitMQ; 0 is "none" here, so a queue that opts
+# out with x-consumer-timeout 0 stays out whatever a policy says.
+MIN_WINS = {"message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit", "consumer-timeout"}
 # RabbitMQ 3.13's quorum queues let the policy win for these (rabbit_quorum_queue:
 # gather_policy_config uses policy_has_precedence); classic queues keep the argument / minimum.
 QUORUM_POLICY_WINS = {"overflow", "expires"}
@@ -53,7 +56,6 @@ INERT_KEYS = {
     "stream-max-segment-size-bytes",
     "federation-upstream",
     "federation-upstream-set",
-    "consumer-timeout",
 }
 KNOWN_KEYS = set(QUEUE_KEYS) | EXCHANGE_KEYS | INERT_KEYS
 

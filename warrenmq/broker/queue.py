@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from warrenmq.broker.backlog import Fifo, Prioritised
 from warrenmq.broker.consumer import Consumer
+from warrenmq.broker.dedup import DedupCache, DedupJournal
 from warrenmq.broker.message import Message
 from warrenmq.broker.paging import PagedFifo
 from warrenmq.broker.queue_args import QueueSettings
+from warrenmq.broker.requeue_delay import RequeueDelay
 
 if TYPE_CHECKING:
     from warrenmq.broker.stats import QueueStats
@@ -62,6 +65,8 @@ class QueueStore(Protocol):
     def purge(self) -> None: ...
 
     def delete(self) -> None: ...
+
+    def journal(self, kind: str) -> DedupJournal | None: ...
 
 
 DeadLetter = Callable[[Message, str], None]
@@ -133,6 +138,11 @@ class Queue:
         self.throttled: set[Throttled] = set()  # publishers held back until it drains
         # Quorum queues keep every message, as RabbitMQ's do, whatever its delivery mode.
         self.persist_all = self.settings.queue_type == "quorum"
+        self.requeue_delay: RequeueDelay | None = None  # x-delay-on-requeue's waiting messages
+        self._dedup: DedupCache | None = None  # made at the first publish (a journal replayed)
+        if self.settings.dedup is not None:
+            # An instance attribute: queues without deduplication publish without the check.
+            self.publish = self._publish_deduplicated  # type: ignore[method-assign]
 
     # -- information ---------------------------------------------------------------------
 
@@ -140,6 +150,11 @@ class Queue:
     def message_count(self) -> int:
         """Ready messages (what queue.declare-ok and basic.get-ok report)."""
         return len(self._ready)
+
+    @property
+    def messages_delayed(self) -> int:
+        """Requeued messages waiting out x-delay-on-requeue."""
+        return self.requeue_delay.count if self.requeue_delay is not None else 0
 
     @property
     def exclusive(self) -> bool:
@@ -154,6 +169,14 @@ class Queue:
 
     def ready_messages(self) -> list[Message]:
         return list(self._ready)
+
+    def peek(self, count: int) -> list[Message]:
+        """The first ``count`` ready messages in delivery order, nothing taken, redelivered or
+        reordered (paged-out ones are read as copies)."""
+        ready = self._ready
+        if isinstance(ready, PagedFifo):
+            return ready.first(count)
+        return list(islice(ready, count))
 
     def __repr__(self) -> str:
         return f"<Queue {self.vhost}/{self.name} ready={len(self._ready)} unacked={self.unacked}>"
@@ -200,6 +223,17 @@ class Queue:
         if message.expires_at:
             self._arm_expiry()
         return True
+
+    def _publish_deduplicated(self, message: Message) -> bool:
+        """x-message-deduplication: a duplicate is taken (the publisher gets an ack) and dropped."""
+        cache = self._dedup
+        if cache is None:
+            assert self.settings.dedup is not None
+            journal = self.store.journal("dedup") if self.store is not None else None
+            cache = self._dedup = DedupCache(self.settings.dedup, journal)
+        if cache.duplicate(message):
+            return True
+        return Queue.publish(self, message)
 
     def _set_deadline(self, message: Message) -> bool:
         """Give the message its expiry deadline; False when it expires on arrival."""
@@ -493,7 +527,8 @@ class Queue:
 
     def requeue(self, messages: list[Message]) -> None:
         """Return delivered messages, flagged redelivered: to their original positions in a
-        classic queue, to the back (in the order given) in a quorum queue, as RabbitMQ."""
+        classic queue, to the back (in the order given) in a quorum queue, as RabbitMQ.  With
+        x-delay-on-requeue they are ready again only after that delay."""
         if self.deleted:
             return
         kept: list[Message] = []
@@ -505,10 +540,21 @@ class Queue:
                 self._discard(message, "delivery_limit")
                 continue
             kept.append(message)
-            self.ready_bytes += len(message.body)
+        delay = self.settings.delay_on_requeue
+        if kept and delay and self.scheduler is not None:
+            if self.requeue_delay is None:
+                self.requeue_delay = RequeueDelay(self)
+            self.requeue_delay.hold(kept, delay)
+            kept = []
         if not kept:
             self.dispatch()  # a retiring single active consumer may hand over now
             return
+        self.requeue_now(kept)
+
+    def requeue_now(self, kept: list[Message]) -> None:
+        """Requeued messages become ready again."""
+        for message in kept:
+            self.ready_bytes += len(message.body)
         ready = self._ready
         if self.is_quorum:
             for message in kept:
@@ -646,7 +692,9 @@ class Queue:
         """Drop every ready message; returns how many."""
         ready = self._ready
         count = len(ready)
-        for message in ready.take_in_memory():
+        waiting = self.requeue_delay.take_all() if self.requeue_delay is not None else []
+        count += len(waiting)
+        for message in [*ready.take_in_memory(), *waiting]:
             if message.stored and self.store is not None:
                 self.store.ack(message)
         ready.drop_tail()  # paged messages are released by the pager
@@ -709,6 +757,14 @@ class Queue:
         for timer in (self._expiry_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
+        if self.requeue_delay is not None:
+            self.requeue_delay.take_all()  # the store forgets them with the queue
+        if self._dedup is not None:
+            self._dedup.forget()
+        elif self.settings.dedup is not None and self.store is not None:
+            journal = self.store.journal("dedup")  # a recovered queue deleted before any publish
+            if journal is not None:
+                journal.delete()
         consumers = self.consumers()
         self._groups = []
         self.consumer_count = 0
@@ -753,9 +809,13 @@ class Queue:
         if settings == self.settings:
             return
         expires_changed = settings.expires != self.settings.expires
+        timeout_changed = settings.consumer_timeout != self.settings.consumer_timeout
         self.settings = settings
         if expires_changed:
             self.arm_idle_expiry()
+        if timeout_changed:
+            for target in {id(c.target): c.target for c in self.consumers()}.values():
+                target.queue_settings_changed(self)
         if settings.limited and self._ready:
             self._drop_head()
 

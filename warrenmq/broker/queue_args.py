@@ -13,6 +13,7 @@ from typing import Any
 
 from warrenmq.amqp.errors import PreconditionFailed
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, TypedValue
+from warrenmq.broker.dedup_args import DedupSettings, dedup_settings, extension_arg_error
 
 MAX_EXPIRY = 4_294_967_295  # ms; RabbitMQ's limit for TTLs and expiries
 MAX_PRIORITY = 255
@@ -65,6 +66,16 @@ STREAM_ARGS = (
     "x-initial-cluster-size",
     "x-queue-leader-locator",
 )
+# WarrenMQ's own arguments (both queue types): acknowledgement timeout (RabbitMQ 3.12+'s name),
+# delayed requeue, and LavinMQ's deduplication arguments.  Not compared on redeclaration.
+EXTENSION_ARGS = (
+    "x-consumer-timeout",
+    "x-delay-on-requeue",
+    "x-message-deduplication",
+    "x-cache-size",
+    "x-cache-ttl",
+    "x-deduplication-header",
+)
 ALL_ARGS = frozenset(CLASSIC_ARGS) | frozenset(QUORUM_ARGS) | frozenset(STREAM_ARGS)
 TYPE_ARGS = {"classic": CLASSIC_ARGS, "quorum": QUORUM_ARGS, "stream": STREAM_ARGS}
 TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
@@ -85,6 +96,9 @@ class QueueSettings:
     max_priority: int = 0
     single_active: bool = False
     delivery_limit: int | None = None
+    consumer_timeout: int | None = None  # ms; 0 = none (opted out); None = the node's setting
+    delay_on_requeue: int = 0  # ms a requeued message waits before it is ready again
+    dedup: DedupSettings | None = None
     # Derived, a plain slot because publish reads it for every message.
     limited: bool = field(init=False, repr=False, compare=False, default=False)
 
@@ -225,6 +239,10 @@ def validate_declare(
                 raise _invalid(key, display, error)
         elif key in ALL_ARGS:
             raise PreconditionFailed(f"invalid arg '{key}' for {display} of queue type {TYPE_MODULES[queue_type]}")
+        elif key in EXTENSION_ARGS:
+            error = extension_arg_error(key, item)
+            if error is not None:
+                raise _invalid(key, display, erl(error))
     if queue_type == "stream":
         raise PreconditionFailed(f"invalid arg 'x-queue-type' for {display}: stream queues are not supported")
     if queue_type == "quorum":
@@ -257,6 +275,9 @@ def settings_from_arguments(args: FieldTable, queue_type: str = "classic") -> Qu
         max_priority=get("x-max-priority") or 0 if queue_type == "classic" else 0,
         single_active=bool(get("x-single-active-consumer")),
         delivery_limit=delivery_limit if queue_type == "quorum" else None,
+        consumer_timeout=get("x-consumer-timeout"),
+        delay_on_requeue=get("x-delay-on-requeue") or 0,
+        dedup=dedup_settings(args),
     )
 
 

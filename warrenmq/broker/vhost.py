@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from warrenmq.amqp.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from warrenmq.amqp.values import TYPE_NAMES, FieldTable
 from warrenmq.broker.dead_letter import DeadLetterer
+from warrenmq.broker.dedup import DedupJournal
+from warrenmq.broker.delay import DelayStorage
 from warrenmq.broker.exchanges import EXCHANGE_TYPES, Binding, DefaultExchange, Destination, Exchange
 from warrenmq.broker.exchanges.base import freeze
 from warrenmq.broker.exchanges.headers import HeadersExchange, validate_binding_arguments
@@ -91,6 +93,10 @@ class Storage(Protocol):
     def queue_store(self, queue: Queue) -> QueueStore: ...
 
     def definitions_changed(self) -> None: ...
+
+    def delay_store(self, exchange: Exchange) -> DelayStorage | None: ...
+
+    def journal(self, kind: str, *key: str) -> DedupJournal | None: ...
 
 
 def server_generated_name(prefix: str) -> str:
@@ -184,6 +190,7 @@ class VHost:
             name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
         )
         self.exchanges[name] = exchange
+        exchange.attach(self)
         if self.policies:
             self._apply_exchange_policy(exchange)
         if durable:
@@ -231,6 +238,7 @@ class VHost:
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
         exchange.deleted = True
+        exchange.detach()
         for binding in list(exchange.bindings.values()):
             exchange.remove_binding(binding.destination, binding.routing_key, binding.arguments)
             if isinstance(binding.destination, Exchange):

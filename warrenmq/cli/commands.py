@@ -18,7 +18,7 @@ from typing import Any
 
 from warrenmq.cli.client import ApiError, Client, Unreachable, quote
 from warrenmq.cli.lists import LISTS, PERMISSION_KEYS, CommandError, check_columns, fetch, rows
-from warrenmq.cli.output import Printer
+from warrenmq.cli.output import Printer, Term, dumps
 
 EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL = 64, 65, 67, 69, 70, 75
 
@@ -266,6 +266,48 @@ def delete_queue(ctx: Ctx) -> int:
             raise CommandError(EX_USAGE, "Queue is in use") from None
         raise
     ctx.printer.line(f"Queue was successfully deleted with {queue.get('messages_ready', 0)} ready messages")
+    return 0
+
+
+PEEK_COLUMNS = [
+    "position",
+    "exchange",
+    "routing_key",
+    "redelivered",
+    "properties",
+    "payload_bytes",
+    "payload_encoding",
+    "payload",
+]
+
+
+def peek_queue(ctx: Ctx) -> int:
+    """WarrenMQ's own: the first messages of a queue, left where they are."""
+    name = ctx.args[0]
+    count = ctx.args[1] if len(ctx.args) > 1 else "1"
+    if not count.isdigit():
+        raise CommandError(EX_USAGE, f"Error (argument validation): count must be a number, not '{count}'", False)
+    ctx.printer.info(f"Peeking at up to {count} messages of queue '{name}' in vhost '{ctx.vhost}' ...")
+    try:
+        messages = ctx.client.get(_queue_path(ctx, name) + f"/peek?count={count}")
+    except ApiError as exc:
+        if exc.status == 404:
+            raise CommandError(EX_UNAVAILABLE, f"Queue '{name}' not found in vhost '{ctx.vhost}'") from None
+        raise
+    rows = [
+        [
+            position,
+            m.get("exchange", ""),
+            m.get("routing_key", ""),
+            m.get("redelivered", False),
+            Term(dumps(m.get("properties") or {}), m.get("properties") or {}),
+            m.get("payload_bytes", 0),
+            m.get("payload_encoding", ""),
+            m.get("payload", ""),
+        ]
+        for position, m in enumerate(messages, 1)
+    ]
+    ctx.printer.rows(PEEK_COLUMNS, rows, streaming=False)
     return 0
 
 

@@ -69,6 +69,7 @@ QUEUE_KEYS: dict[str, Getter] = {
     "messages_ready": field("messages_ready", 0),
     "messages_unacknowledged": field("messages_unacknowledged", 0),
     "messages": field("messages", 0),
+    "messages_delayed": field("messages_delayed", 0),  # requeued, waiting out x-delay-on-requeue
     "messages_ready_ram": field("messages_ready_ram", 0),
     "messages_unacknowledged_ram": field("messages_unacknowledged_ram", 0),
     "messages_ram": field("messages_ram", 0),
@@ -102,6 +103,7 @@ EXCHANGE_KEYS: dict[str, Getter] = {
     "internal": field("internal"),
     "arguments": args_field("arguments"),
     "policy": field("policy"),
+    "messages_delayed": field("messages_delayed", 0),  # an x-delayed-message exchange's pending ones
 }
 
 BINDING_KEYS: dict[str, Getter] = {

@@ -65,6 +65,7 @@ COMMANDS.update(
         ),
         "clear_permissions": c.Command(c.clear_permissions, "clear_permissions [--vhost <vhost>] <username>", 1, 1),
         "purge_queue": c.Command(c.purge_queue, "purge_queue [--vhost <vhost>] <queue>", 1, 1),
+        "peek_queue": c.Command(c.peek_queue, "peek_queue [--vhost <vhost>] <queue> [<count>]", 1, 2),
         "delete_queue": c.Command(
             c.delete_queue,
             "delete_queue <queue_name> [--if-empty|-e] [--if-unused|-u]",

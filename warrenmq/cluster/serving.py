@@ -248,6 +248,9 @@ class PeerSession:
             wire.deliver(consumer.cookie, delivery, message.returns, message.route_raw, message.header, message.body)
         )
 
+    def queue_settings_changed(self, queue: Queue) -> None:
+        pass  # delivery timeouts are the consuming node's channel's to keep
+
     def consumer_cancelled(self, consumer: Consumer) -> None:
         if self.consumers.pop(consumer.cookie, None) is not None:
             self.send(wire.cancelled(consumer.cookie))

@@ -256,6 +256,29 @@ async def get_messages(request: web.Request) -> web.Response:
     return reply([render.message_json(m, encoding, truncate) for m in messages], request)
 
 
+PEEK_MAX = 1000  # messages one peek may show (paged-out ones are read from disk)
+
+
+async def peek(request: web.Request) -> web.Response:
+    """WarrenMQ's own: the first ``count`` ready messages, left in place (no ack mode, nothing
+    redelivered).  ``encoding`` (auto, base64) and ``truncate`` as for ``/get``."""
+    vhost = _vhost(request)
+    name = request.match_info["name"]
+    query = request.query
+    count = integer(query.get("count", "1"))
+    if count < 0 or count > PEEK_MAX:
+        raise bad_request(f"count must be between 0 and {PEEK_MAX}")
+    encoding = query.get("encoding", "auto")
+    if encoding not in ("auto", "base64"):
+        raise bad_request("Unsupported encoding. Please use auto or base64.")
+    truncate = integer(query["truncate"]) if "truncate" in query else None
+    try:
+        messages = context(request).admin.peek_messages(vhost, name, count, principal(request).name)
+    except admin.NotFound:
+        raise object_not_found() from None
+    return reply([render.message_json(m, encoding, truncate) for m in messages], request)
+
+
 async def queue_bindings(request: web.Request) -> web.Response:
     info = _queue(request)
     items = [
@@ -371,6 +394,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/queues/{vhost}/{name}/bindings", queue_bindings)
     router.add_delete("/api/queues/{vhost}/{name}/contents", purge)
     router.add_post("/api/queues/{vhost}/{name}/get", get_messages)
+    router.add_get("/api/queues/{vhost}/{name}/peek", peek)
     router.add_get("/api/bindings", list_bindings)
     router.add_get("/api/bindings/{vhost}", list_bindings)
     router.add_get("/api/bindings/{vhost}/e/{source}/{dtype}/{destination}", bindings_between)

@@ -23,6 +23,8 @@ EXCHANGE_DESCRIPTIONS = {
     "fanout": "AMQP fanout exchange, as per the AMQP specification",
     "headers": "AMQP headers exchange, as per the AMQP specification",
     "topic": "AMQP topic exchange, as per the AMQP specification",
+    "x-delayed-message": "Delayed Message Exchange.",
+    "x-message-deduplication": "Message Deduplication Exchange.",
 }
 AUTH_DESCRIPTIONS = {
     "PLAIN": "SASL PLAIN authentication mechanism",
@@ -284,6 +286,8 @@ def exchange_json(x: admin.ExchangeInfo, rates: Rates) -> dict[str, Any]:
     }
     if x.policy:
         out["policy"] = x.policy
+    if x.messages_delayed is not None:
+        out["messages_delayed"] = x.messages_delayed  # as the delayed-message plugin shows it
     return out
 
 
@@ -341,6 +345,8 @@ def queue_json(
         out["owner_pid_details"] = {"name": q.owner}
     if consumers is not None:
         out["consumer_details"] = consumers
+    if q.messages_delayed or "x-delay-on-requeue" in q.arguments:
+        out["messages_delayed"] = q.messages_delayed  # requeued, not ready until their delay passed
     return out
 
 

@@ -271,6 +271,7 @@ class ClusterChannel(Channel):
         def done(_: Any) -> None:
             if not nowait:
                 self.send(spec.BasicConsumeOk(consumer.tag))
+            self._watch_acks(queue, consumer)
 
         def then(result: Any) -> None:
             done(result)

@@ -28,6 +28,7 @@ from warrenmq.broker.message import Message
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import queue_display
 from warrenmq.server import reply_to
+from warrenmq.server.ack_timeouts import AckTimeouts, consumer_timeout
 from warrenmq.server.channel_base import ChannelBase
 
 _END_AND_HEADER = struct.Struct(">BBHI")  # previous frame's end byte + next frame header
@@ -70,6 +71,7 @@ class ConsumingMixin(ChannelBase):
         self._body_chunk = self.conn.frame_max - 8
         self.reply_address = ""  # amq.rabbitmq.reply-to.<token> while a reply consumer exists
         self.tx_taken: deque[list[tuple[int, Message]]] = deque()  # one entry per tx_settles entry
+        self.ack_timeouts: AckTimeouts | None = None  # only once a delivery timeout applies
 
     # -- flow of deliveries ---------------------------------------------------------------
 
@@ -167,6 +169,23 @@ class ConsumingMixin(ChannelBase):
         if self.conn.capabilities.get("consumer_cancel_notify"):
             self.send(spec.BasicCancel(consumer.tag, True))
 
+    def queue_settings_changed(self, queue: Queue) -> None:
+        """A policy changed the queue's settings: a delivery timeout may apply now."""
+        self._watch_acks(queue)
+
+    def _watch_acks(self, queue: Queue, consumer: Consumer | None = None) -> None:
+        """Deliveries from ``queue`` (to ``consumer``, or by basic.get) are about to be taken:
+        time their acknowledgements when a timeout applies (nothing to do otherwise)."""
+        timeouts = self.ack_timeouts
+        if timeouts is None:
+            if consumer is not None and consumer.no_ack:
+                return
+            settings = self.node.settings
+            if not (settings.consumer_timeout or queue.settings.consumer_timeout or consumer_timeout(consumer)):
+                return
+            timeouts = self.ack_timeouts = AckTimeouts(self)
+        timeouts.watch(queue, consumer)
+
     # -- basic.qos / consume / cancel -----------------------------------------------------
 
     def _basic_qos(self, m: spec.BasicQos) -> None:
@@ -222,6 +241,7 @@ class ConsumingMixin(ChannelBase):
         if not nowait:
             # consume-ok goes out before the first delivery.
             self.send(spec.BasicConsumeOk(consumer.tag))
+        self._watch_acks(queue, consumer)
         queue.add_consumer(consumer)
 
     def _consume_replies(self, m: spec.BasicConsume) -> None:
@@ -282,6 +302,7 @@ class ConsumingMixin(ChannelBase):
         self.next_tag = tag + 1
         if not no_ack:
             self.unacked[tag] = message
+            self._watch_acks(queue)
         payload = (
             _GET_OK_ID
             + _TAG_REDELIVERED.pack(tag, message.returns > 0)
@@ -316,6 +337,8 @@ class ConsumingMixin(ChannelBase):
                 continue
             message = unacked.pop(code, None)
             if message is None:
+                if self.ack_timeouts is not None and self.ack_timeouts.forgive(code):
+                    continue  # requeued when its acknowledgement timed out
                 self.acked += settled
                 raise PreconditionFailed(f"unknown delivery tag {code}", 60, 80)
             if message.queue is not queue:
@@ -361,7 +384,7 @@ class ConsumingMixin(ChannelBase):
             if tag == 0:
                 tags = list(unacked)
             else:
-                if tag not in unacked:
+                if tag not in unacked and not self._forgiven(tag):
                     raise PreconditionFailed(f"unknown delivery tag {tag}")
                 tags = []
                 for t in unacked:
@@ -370,9 +393,15 @@ class ConsumingMixin(ChannelBase):
                     tags.append(t)
         else:
             if tag not in unacked:
+                if self._forgiven(tag):
+                    return []
                 raise PreconditionFailed(f"unknown delivery tag {tag}")
             tags = [tag]
         return tags
+
+    def _forgiven(self, tag: int) -> bool:
+        """A settlement of a delivery requeued on its acknowledgement timeout: ignored."""
+        return self.ack_timeouts is not None and self.ack_timeouts.forgive(tag)
 
     def restore_tx_settles(self) -> None:
         """tx.rollback (or the channel closing): the settlements not committed are undone;
@@ -445,6 +474,8 @@ class ConsumingMixin(ChannelBase):
         self._apply("reject", True, [unacked.pop(t) for t in self._tags(0, True)])
 
     def release_consuming(self) -> None:
+        if self.ack_timeouts is not None:
+            self.ack_timeouts.stop()
         self.restore_tx_settles()
         consumers = list(self.consumers.values())
         self.consumers.clear()

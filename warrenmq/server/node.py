@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from warrenmq import __version__, definitions
 from warrenmq.amqp.errors import NotAllowed, PreconditionFailed
 from warrenmq.broker.broker import Broker
+from warrenmq.broker.dedup import DedupJournal
+from warrenmq.broker.delay import DelayStorage
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
 from warrenmq.broker.queue import Queue, QueueStore
@@ -197,6 +199,12 @@ class Node:
             return self.cluster.queue_store(queue)
         return self.store.queue_store(queue)
 
+    def delay_store(self, exchange: Exchange) -> DelayStorage | None:
+        return self.store.delay_store(exchange.vhost, exchange.name, exchange.durable)
+
+    def journal(self, kind: str, *key: str) -> DedupJournal | None:
+        return self.store.journal(kind, *key)
+
     def definitions_changed(self) -> None:
         if self.cluster is not None:
             self.cluster.access.schedule()
@@ -207,7 +215,11 @@ class Node:
 
     def _save_definitions(self) -> None:
         self._definitions_pending = False
-        self.store.save_definitions(definitions.export(self.broker, durable_only=True, queue_ids=self.store.queue_id))
+        self.store.save_definitions(
+            definitions.export(
+                self.broker, durable_only=True, queue_ids=self.store.queue_id, exchange_ids=self.store.exchange_id
+            )
+        )
 
     # -- alarms ---------------------------------------------------------------------------------
 
@@ -346,8 +358,9 @@ class Node:
         s = self.settings
         return bool(s.tls_cert and s.tls_key and s.management_tls_port > 0)
 
-    async def stop(self) -> None:
-        """Close listeners, close every connection with 320, then the store."""
+    async def stop(self, grace: float = 2.0) -> None:
+        """Close listeners, close every connection with 320 (aborting those that have not
+        answered within ``grace`` seconds), then the store."""
         if self._stopping:
             return
         self._stopping = True
@@ -359,7 +372,7 @@ class Node:
             await self.management.stop()
         for conn in list(self.connections):
             conn.close(320, "broker forced connection closure with reason 'shutdown'")
-        deadline = self.loop.time() + 2.0
+        deadline = self.loop.time() + grace
         while self.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.02)
         for conn in list(self.connections):

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from warrenmq.broker.delay import DelayStorage
     from warrenmq.broker.queue import Queue, QueueStore
+    from warrenmq.store.journal import Journal
 
 
 class SyncWaiter(Protocol):
@@ -29,6 +31,7 @@ class RecoveredQueue:
     locations: array[int] = field(default_factory=lambda: array("Q"))  # segment << 40 | offset
     sizes: array[int] = field(default_factory=lambda: array("I"))
     returns: array[int] = field(default_factory=lambda: array("H"))
+    dues: array[int] = field(default_factory=lambda: array("q"))  # a delayed exchange's: epoch ms
 
     def __len__(self) -> int:
         return len(self.seqs)
@@ -52,6 +55,12 @@ class MessageStore(Protocol):
     def queue_store(self, queue: Queue) -> QueueStore: ...
 
     def queue_id(self, queue: Queue) -> int | None: ...
+
+    def exchange_id(self, vhost: str, name: str) -> int | None: ...
+
+    def journal(self, kind: str, *key: str) -> Journal | None: ...
+
+    def delay_store(self, vhost: str, name: str, durable: bool) -> DelayStorage | None: ...
 
     def save_definitions(self, definitions: dict[str, Any]) -> None: ...
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -29,12 +30,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from warrenmq.amqp.frames import peek_delivery
 from warrenmq.broker.message import Message
-from warrenmq.broker.paging import PagedFifo, TailEntries
+from warrenmq.broker.paging import TailEntries
 from warrenmq.store import records
 from warrenmq.store.base import RecoveredQueue, Recovery, SyncWaiter
+from warrenmq.store.journal import Journal
 
 if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue
+    from warrenmq.store.delay_store import FileDelayStore
 
 log = logging.getLogger("warrenmq.store")
 
@@ -56,6 +59,13 @@ class Scheduler(Protocol):
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any: ...
 
 
+class Staged(Protocol):
+    """What waits for the end of a commit to learn where its messages went (paged backlogs,
+    delayed exchanges)."""
+
+    def flush_staging(self) -> None: ...
+
+
 class Segment:
     __slots__ = ("ack_fd", "ack_path", "live", "number", "path", "size")
 
@@ -73,7 +83,7 @@ class FileQueueStore:
 
     __slots__ = ("counts", "deleted", "key", "queue_id", "store")
 
-    def __init__(self, store: FileStore, queue_id: int, key: tuple[str, str]) -> None:
+    def __init__(self, store: FileStore, queue_id: int, key: tuple[str, ...]) -> None:
         self.store = store
         self.queue_id = queue_id
         self.key = key
@@ -91,6 +101,10 @@ class FileQueueStore:
 
     def purge(self) -> None:
         pass  # the queue acknowledges each purged message
+
+    def journal(self, kind: str) -> Journal:
+        """A small durable file of this queue's (a deduplication cache)."""
+        return self.store.journal(kind, *self.key)
 
     def delete(self) -> None:
         self.store.drop_queue(self)
@@ -122,7 +136,7 @@ class FileStore:
         self._pending: list[list[Any]] = []  # [seq, [(handle, message), ...]]
         self._pending_by_seq: dict[int, list[Any]] = {}
         self._acks: dict[int, list[bytes]] = {}
-        self._staged: list[PagedFifo] = []
+        self._staged: list[Staged] = []
         self._read_fds: dict[int, int] = {}
         self._commit_scheduled = False
         self._retry_pending = False
@@ -131,10 +145,15 @@ class FileStore:
         self._closing_fds: list[int] = []
         self._waiters: set[SyncWaiter] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warren-fsync")
-        self._queue_ids: dict[tuple[str, str], int] = {}
+        self._journals: dict[str, Journal] = {}
+        self._journals_dirty: list[Journal] = []
+        # Store ids: a queue's key is (vhost, name), a delayed exchange's (vhost, name, "x").
+        self._queue_ids: dict[tuple[str, ...], int] = {}
+        self._pending_delayed: list[tuple[FileQueueStore, Message, int]] = []  # (handle, message, due)
         self._handles: dict[int, FileQueueStore] = {}
         self.next_queue_id = 1
         self._recovered_counts: dict[int, dict[int, int]] = {}
+        self._recovered_delayed: dict[int, RecoveredQueue] = {}  # by delayed exchange id
         self._segment_ages: dict[int, float] = {}  # s since each segment was last written, at recovery
         self.on_disk_full: Callable[[bool], None] | None = None
         self.disk_full = False
@@ -169,6 +188,9 @@ class FileStore:
             for entry in definitions.get("queues", []):
                 if "warren_id" in entry:
                     self._queue_ids[(entry["vhost"], entry["name"])] = int(entry["warren_id"])
+            for entry in definitions.get("exchanges", []):
+                if "warren_id" in entry:
+                    self._queue_ids[(entry["vhost"], entry["name"], "x")] = int(entry["warren_id"])
         known = set(self._queue_ids.values())
         recovered: dict[int, RecoveredQueue] = {qid: RecoveredQueue() for qid in known}
         numbers = sorted(int(p.stem) for p in self.messages_dir.glob("*.seg"))
@@ -188,6 +210,8 @@ class FileStore:
             segment = self._segments[number]
             if segment.live == 0:
                 self._delete_segment(segment)
+        exchange_ids = {qid for key, qid in self._queue_ids.items() if len(key) == 3}
+        self._recovered_delayed = {qid: recovered.pop(qid) for qid in exchange_ids if qid in recovered}
         self._open_current(numbers[-1] if numbers else 1)
         self.stats = {"dropped_records": dropped, "truncated_bytes": truncated}
         return Recovery(
@@ -234,10 +258,10 @@ class FileStore:
         base = segment.number << 40
         number = segment.number
         live = 0
-        for offset, kind, msg_id, queue_ids, size in index:
+        for offset, kind, msg_id, queue_ids, size, due in index:
             if msg_id > max_seq:
                 max_seq = msg_id
-            if kind != records.KIND_MESSAGE:
+            if kind == records.KIND_PAGED:
                 continue  # a page-out copy: nothing to recover
             for qid in queue_ids:
                 key = msg_id << 32 | qid
@@ -248,6 +272,8 @@ class FileStore:
                 entry.locations.append(base | offset)
                 entry.sizes.append(size)
                 entry.returns.append(1 if key in delivered else 0)
+                if kind == records.KIND_DELAYED:
+                    entry.dues.append(due)
                 live += 1
                 counts = self._recovered_counts.setdefault(qid, {})
                 counts[number] = counts.get(number, 0) + 1
@@ -286,16 +312,33 @@ class FileStore:
 
     def queue_names(self) -> dict[int, tuple[str, str]]:
         """Every queue id the store knows, with its queue's vhost and name."""
-        return {qid: key for key, qid in self._queue_ids.items()}
+        return {qid: (key[0], key[1]) for key, qid in self._queue_ids.items() if len(key) == 2}
+
+    def exchange_id(self, vhost: str, name: str) -> int | None:
+        """The store id of a durable delayed exchange (it holds messages), if it has one."""
+        return self._queue_ids.get((vhost, name, "x"))
+
+    def delay_store(self, vhost: str, name: str, durable: bool) -> FileDelayStore:
+        """A delayed exchange's view of the store: recoverable records when it is durable,
+        page-out copies either way.  A recovered exchange finds its messages in ``recovered``."""
+        from warrenmq.store.delay_store import FileDelayStore
+
+        if not durable:
+            return FileDelayStore(self, None, None)
+        handle = self._handle((vhost, name, "x"))
+        recovered = self._recovered_delayed.pop(handle.queue_id, None)
+        return FileDelayStore(self, handle, recovered)
 
     def queue_store(self, queue: Queue) -> FileQueueStore:
         """The handle of a durable queue: its recovered id, or a new one."""
-        return self.handle(queue.vhost, queue.name)
+        return self._handle((queue.vhost, queue.name))
 
     def handle(self, vhost: str, name: str) -> FileQueueStore:
         """The handle of the durable queue ``vhost``/``name`` (a quorum queue's replica on a
         member that does not lead it is stored under its name too)."""
-        key = (vhost, name)
+        return self._handle((vhost, name))
+
+    def _handle(self, key: tuple[str, ...]) -> FileQueueStore:
         queue_id = self._queue_ids.get(key)
         if queue_id is None:
             queue_id = self.next_queue_id
@@ -342,6 +385,13 @@ class FileStore:
         else:
             entry[1].append((handle, message))  # the same message routed to another durable queue
 
+    def append_delayed(self, handle: FileQueueStore, message: Message, due: int) -> None:
+        """A persistent message a durable delayed exchange holds until ``due`` (epoch ms)."""
+        self._pending_delayed.append((handle, message, due))
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
+
     def ack(self, handle: FileQueueStore, message: Message) -> None:
         number = message.segment
         if number < 0:
@@ -349,6 +399,8 @@ class FileStore:
             entry = self._pending_by_seq.get(message.seq)
             if entry is not None:
                 entry[1] = [pair for pair in entry[1] if pair[1] is not message]
+            elif self._pending_delayed:
+                self._pending_delayed = [item for item in self._pending_delayed if item[1] is not message]
             return
         segment = self._segments.get(number)
         if segment is not None:
@@ -410,6 +462,7 @@ class FileStore:
         handle.deleted = True
         for entry in self._pending:
             entry[1] = [pair for pair in entry[1] if pair[0] is not handle]
+        self._pending_delayed = [item for item in self._pending_delayed if item[0] is not handle]
         for number, count in handle.counts.items():
             segment = self._segments.get(number)
             if segment is None:
@@ -434,6 +487,7 @@ class FileStore:
                 backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
                 self._staged.pop()
             self._write_acks()
+            self._write_journals()
         except OSError as exc:
             self._write_failed(exc)
             return
@@ -456,7 +510,7 @@ class FileStore:
 
     def _write_messages(self) -> bool:
         pending = self._pending
-        if not pending:
+        if not pending and not self._pending_delayed:
             return False
         assert self._current is not None
         pieces: list[bytes] = []
@@ -475,6 +529,19 @@ class FileStore:
             for handle, copy in pairs:
                 placed.append((handle, copy, offset))
             offset += len(record[0]) + len(record[1]) + len(record[2]) + len(record[3])
+        for handle, message, due in self._pending_delayed:
+            record = records.encode_message(
+                message.seq,
+                [handle.queue_id],
+                message.route_raw,
+                message.header,
+                message.body,
+                records.KIND_DELAYED,
+                due,
+            )
+            pieces.extend(record)
+            placed.append((handle, message, offset))
+            offset += len(record[0]) + len(record[1]) + len(record[2]) + len(record[3])
         if pieces:
             # On failure (a full disk) this raises with nothing written and everything still
             # pending: no message is confirmed that is not on disk.
@@ -489,6 +556,7 @@ class FileStore:
             self._dirty_fds.add(self._fd)
         self._pending = []
         self._pending_by_seq = {}
+        self._pending_delayed = []
         if segment.size >= self.segment_size:
             self._roll_over()
         return bool(pieces)
@@ -524,6 +592,29 @@ class FileStore:
                     acks[number] = [data[keep:]]
                     raise OSError(28, "short write to an ack file")
             del acks[number]
+
+    def _write_journals(self) -> None:
+        while self._journals_dirty:
+            fd = self._journals_dirty[-1].flush()  # raises on a full disk: it stays dirty
+            self._journals_dirty.pop()
+            if fd >= 0:
+                self._dirty_fds.add(fd)
+
+    def journal(self, kind: str, *key: str) -> Journal:
+        """The journal of a durable object (``kind``: what it keeps; ``key``: whose), in
+        ``<data dir>/<kind>/``; its appends are written and fsynced with the group."""
+        name = hashlib.sha1("\0".join(key).encode()).hexdigest()[:20]
+        path = self.directory / kind / f"{name}.log"
+        journal = self._journals.get(str(path))
+        if journal is None:
+            journal = self._journals[str(path)] = Journal(path, self._journal_appended, self.fsync_enabled)
+        return journal
+
+    def _journal_appended(self, journal: Journal) -> None:
+        self._journals_dirty.append(journal)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
 
     def _write_failed(self, exc: OSError) -> None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -586,7 +677,7 @@ class FileStore:
             waiter.on_synced(self.synced)
 
     def has_pending(self) -> bool:
-        return bool(self._pending) or self._syncing or self._written > self.synced
+        return bool(self._pending or self._pending_delayed) or self._syncing or self._written > self.synced
 
     def wait_for_sync(self, waiter: SyncWaiter) -> None:
         self._waiters.add(waiter)
@@ -596,7 +687,9 @@ class FileStore:
 
     # -- paging -------------------------------------------------------------------------
 
-    def stage(self, backlog: PagedFifo) -> None:
+    def stage(self, backlog: Staged) -> None:
+        """Call ``backlog.flush_staging()`` when this turn's group is written (its messages
+        then have their places on disk)."""
         self._staged.append(backlog)
         if not self._commit_scheduled:
             self._commit_scheduled = True
@@ -627,6 +720,41 @@ class FileStore:
         segment.live += len(messages)
         if segment.size >= self.segment_size:
             self._roll_over()
+
+    def read_record(self, location: int) -> records.MessageRecord | None:
+        """The record at ``location`` (segment << 40 | offset), read with two preads; None
+        when it is gone or damaged.  Nothing is released: peeking and delayed delivery."""
+        number = location >> 40
+        if number not in self._segments:
+            return None
+        offset = location & _OFFSET_MASK
+        fd = self._read_fd(number)
+        prefix = os.pread(fd, records.RECORD_PREFIX.size, offset)
+        if len(prefix) < records.RECORD_PREFIX.size:
+            return None
+        _magic, size, _crc = records.RECORD_PREFIX.unpack(prefix)
+        data = os.pread(fd, records.RECORD_PREFIX.size + size, offset)
+        return records.read_record_at(data, 0)
+
+    def read_message(self, location: int) -> Message | None:
+        """The message recorded at ``location``, rebuilt with its place on disk (its
+        per-queue state left fresh); None when unreadable.  Nothing is released."""
+        record = self.read_record(location)
+        if record is None:
+            return None
+        exchange, routing_key = _split_route(record.route)
+        mode, priority, expiration = peek_delivery(record.header)
+        message = Message(record.msg_id, exchange, routing_key, record.route, record.header, record.body, mode == 2)
+        message.priority, message.expiration = priority, expiration
+        message.segment = location >> 40
+        message.offset = location & _OFFSET_MASK
+        return message
+
+    def release_paged_at(self, location: int) -> None:
+        """A page-out copy is no longer needed."""
+        segment = self._segments.get(location >> 40)
+        if segment is not None:
+            self._release_paged(segment)
 
     def _read_fd(self, number: int) -> int:
         fd = self._read_fds.get(number)
@@ -737,14 +865,16 @@ class FileStore:
 
     def close(self) -> None:
         """Write what is pending, fsync everything, release the lock."""
-        if self._commit_scheduled or self._pending or self._acks:
+        if self._commit_scheduled or self._pending or self._acks or self._journals_dirty:
             try:
                 self._write_messages()
                 self._write_acks()
+                self._write_journals()
             except OSError as exc:
                 log.error("could not write pending messages at shutdown: %s", exc)
         self._executor.shutdown(wait=True)
         fds = [self._fd, *self._closing_fds] + [s.ack_fd for s in self._segments.values() if s.ack_fd >= 0]
+        fds += [j.fd for j in self._journals.values() if j.fd >= 0]
         for fd in fds:
             if fd >= 0:
                 try:

@@ -33,6 +33,9 @@ class _NullQueueStore:
     def delete(self) -> None:
         pass
 
+    def journal(self, kind: str) -> None:
+        return None  # nothing is kept
+
 
 class MemoryStore:
     def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
@@ -49,6 +52,15 @@ class MemoryStore:
 
     def queue_id(self, queue: Queue) -> int | None:
         return None
+
+    def exchange_id(self, vhost: str, name: str) -> int | None:
+        return None
+
+    def journal(self, kind: str, *key: str) -> None:
+        return None
+
+    def delay_store(self, vhost: str, name: str, durable: bool) -> None:
+        return None  # a delayed exchange then keeps its messages in memory
 
     def save_definitions(self, definitions: dict[str, Any]) -> None:
         pass

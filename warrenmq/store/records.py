@@ -8,7 +8,9 @@ Message segment (``NNNNNNNN.seg``): a sequence of records
               | u32 header size | content header | body
 
 The message is stored once, in wire form, whatever the number of queues it went to; the
-CRC covers the payload, so a torn or flipped record is detected and skipped.
+CRC covers the payload, so a torn or flipped record is detected and skipped.  A delayed
+message (kind 3, held by a delayed exchange) has ``u64 due`` (epoch ms) after the queue ids:
+its one "queue" id is the exchange's.
 
 Ack file (``NNNNNNNN.ack``, one per segment): fixed 16-byte records
 
@@ -37,14 +39,25 @@ MAX_RECORD = 1 << 31
 
 KIND_MESSAGE = 1  # a persistent message of durable queues: recovered after a restart
 KIND_PAGED = 2  # a copy written only to free memory: never recovered
+KIND_DELAYED = 3  # a persistent message a durable delayed exchange holds until it is due
+_KINDS = (KIND_MESSAGE, KIND_PAGED, KIND_DELAYED)
+_DUE = struct.Struct(">Q")
 
 
 def encode_message(
-    msg_id: int, queue_ids: list[int], route: bytes, header: bytes, body: bytes, kind: int = KIND_MESSAGE
+    msg_id: int,
+    queue_ids: list[int],
+    route: bytes,
+    header: bytes,
+    body: bytes,
+    kind: int = KIND_MESSAGE,
+    due: int = 0,
 ) -> list[bytes]:
     """The record as pieces for ``os.writev`` (the body is not copied)."""
     n = len(queue_ids)
     head = PAYLOAD_HEAD.pack(kind, msg_id, n) + struct.pack(f">{n}I", *queue_ids)
+    if kind == KIND_DELAYED:
+        head += _DUE.pack(due)
     middle = _U16.pack(len(route)) + route + _U32.pack(len(header)) + header
     size = len(head) + len(middle) + len(body)
     crc = zlib.crc32(body, zlib.crc32(middle, zlib.crc32(head)))
@@ -66,6 +79,7 @@ class MessageRecord:
     route: bytes
     header: bytes
     body: bytes
+    due: int = 0  # a delayed message's due time (epoch ms)
 
 
 @dataclass
@@ -78,11 +92,15 @@ class ScanResult:
 
 def decode_payload(payload: bytes | memoryview, offset: int) -> MessageRecord:
     kind, msg_id, n = PAYLOAD_HEAD.unpack_from(payload, 0)
-    if kind not in (KIND_MESSAGE, KIND_PAGED):
+    if kind not in _KINDS:
         raise ValueError(f"unknown record kind {kind}")
     at = PAYLOAD_HEAD.size
     queue_ids = list(struct.unpack_from(f">{n}I", payload, at))
     at += 4 * n
+    due = 0
+    if kind == KIND_DELAYED:
+        due = _DUE.unpack_from(payload, at)[0]
+        at += 8
     route_size = _U16.unpack_from(payload, at)[0]
     at += 2
     route = bytes(payload[at : at + route_size])
@@ -93,7 +111,7 @@ def decode_payload(payload: bytes | memoryview, offset: int) -> MessageRecord:
     at += header_size
     if at > len(payload):
         raise ValueError("record fields overrun the record")
-    return MessageRecord(offset, kind, msg_id, queue_ids, route, header, bytes(payload[at:]))
+    return MessageRecord(offset, kind, msg_id, queue_ids, route, header, bytes(payload[at:]), due)
 
 
 def read_record_at(data: bytes | memoryview, offset: int) -> MessageRecord | None:
@@ -153,12 +171,13 @@ def scan_acks(data: bytes) -> tuple[list[tuple[int, int, bool]], int]:
     return out, damaged
 
 
-def scan_index(data: bytes) -> tuple[list[tuple[int, int, int, tuple[int, ...], int]], ScanResult]:
-    """Like ``scan`` but without copying content: (offset, kind, id, queue ids, body size) per record.
+def scan_index(data: bytes) -> tuple[list[tuple[int, int, int, tuple[int, ...], int, int]], ScanResult]:
+    """Like ``scan`` but without copying content: (offset, kind, id, queue ids, body size, due)
+    per record (due: a delayed message's due time, else 0).
 
     Recovery reads segments with this; message content is read back only when delivered.
     """
-    index: list[tuple[int, int, int, tuple[int, ...], int]] = []
+    index: list[tuple[int, int, int, tuple[int, ...], int, int]] = []
     corrupt: list[tuple[int, str]] = []
     view = memoryview(data)
     end = len(data)
@@ -179,10 +198,14 @@ def scan_index(data: bytes) -> tuple[list[tuple[int, int, int, tuple[int, ...], 
                     at = start + head_size
                     queue_ids = struct.unpack_from(f">{n}I", data, at) if n else ()
                     at += 4 * n
+                    due = 0
+                    if kind == KIND_DELAYED:
+                        due = _DUE.unpack_from(data, at)[0]
+                        at += 8
                     at += 2 + _U16.unpack_from(data, at)[0]
                     at += 4 + _U32.unpack_from(data, at)[0]
-                    if at <= stop and kind in (KIND_MESSAGE, KIND_PAGED):
-                        index.append((offset, kind, msg_id, queue_ids, stop - at))
+                    if at <= stop and kind in _KINDS:
+                        index.append((offset, kind, msg_id, queue_ids, stop - at, due))
                         valid = True
                 except struct.error:
                     valid = False

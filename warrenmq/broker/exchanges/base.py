@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
+from warrenmq.amqp.errors import PreconditionFailed
 from warrenmq.amqp.values import FieldTable
+from warrenmq.broker.dedup import DROPPED, DedupCache
+from warrenmq.broker.dedup_args import DedupSettings, check_extension_args, dedup_settings
 from warrenmq.broker.stats import ExchangeStats
 
 if TYPE_CHECKING:
     from warrenmq.broker.message import Message
     from warrenmq.broker.queue import Queue
+    from warrenmq.broker.vhost import VHost
 
 Destination = Union["Queue", "Exchange"]
+DEDUP_ARGS = ("x-message-deduplication", "x-cache-size", "x-cache-ttl", "x-deduplication-header")
 
 
 def freeze(value: Any) -> Any:
@@ -76,10 +81,51 @@ class Exchange:
         self.policy: str | None = None
         self.stats = ExchangeStats()
         self.deleted = False
+        self.dedup: DedupCache | None = None
+        self._check_arguments(self.arguments)
         self._init_index()
 
     def _init_index(self) -> None:
         """Set up the type's own binding index."""
+
+    def _check_arguments(self, arguments: FieldTable) -> None:
+        """Refuse arguments the exchange cannot work with (406)."""
+        problem = check_extension_args(arguments, DEDUP_ARGS)
+        if problem is not None:
+            key, error = problem
+            raise PreconditionFailed(f"invalid arg '{key}' for exchange '{self.name}' in vhost '{self.vhost}': {error}")
+
+    def _dedup_settings(self) -> DedupSettings | None:
+        """The deduplication the exchange does (None: none)."""
+        return dedup_settings(self.arguments)
+
+    def _dedup_persists(self) -> bool:
+        """Whether its deduplication cache survives a restart."""
+        return self.durable
+
+    def attach(self, vhost: VHost) -> None:
+        """The exchange was declared (or recovered) in ``vhost``: deduplication, if its
+        arguments ask for it, and a type that holds messages (the delayed exchange) take
+        their scheduler and storage here."""
+        settings = self._dedup_settings()
+        if settings is not None:
+            storage = vhost.storage
+            persists = storage is not None and self._dedup_persists()
+            journal = storage.journal("dedup", "exchange", vhost.name, self.name) if storage and persists else None
+            self.dedup = DedupCache(settings, journal)
+            # An instance attribute: exchanges without deduplication route without the check.
+            self.route = self._route_deduplicated  # type: ignore[method-assign]
+
+    def detach(self) -> None:
+        """The exchange was deleted: what it holds goes with it."""
+        if self.dedup is not None:
+            self.dedup.forget()
+
+    def _route_deduplicated(self, routing_key: str, message: Message) -> Sequence[Destination]:
+        assert self.dedup is not None
+        if self.dedup.duplicate(message):
+            return DROPPED
+        return type(self).route(self, routing_key, message)
 
     @property
     def alternate_exchange(self) -> str | None:

@@ -111,6 +111,14 @@ class MessageOps(AdminBase):
             q.requeue(taken)
         return out
 
+    def peek_messages(self, vhost: str, queue: str, count: int, as_user: str | None = None) -> list[admin.GotMessage]:
+        v = self._vhost(vhost)
+        self._check_vhost_access(as_user, vhost)
+        self._check(as_user, vhost, "read", "queue", queue)
+        with amqp_errors():
+            q = v.queue(queue)
+        return [got_message(message, q.is_quorum, q.message_count) for message in q.peek(max(0, count))]
+
 
 def got_message(message: Message, quorum: bool, left: int) -> admin.GotMessage:
     """A message taken from a queue as the HTTP API shows it (``left``: ready ones after it)."""

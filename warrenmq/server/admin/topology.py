@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from warrenmq import admin
-from warrenmq.broker.exchanges import Exchange
+from warrenmq.broker.exchanges import DelayedExchange, Exchange
 from warrenmq.server.admin.base import MESSAGE_OVERHEAD, QUEUE_STATS, AdminBase, amqp_errors, plain, to_table
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ class TopologyOps(AdminBase):
             arguments=plain(x.arguments),
             policy=x.policy,
             message_stats=x.stats.as_dict(),
+            messages_delayed=x.messages_delayed if isinstance(x, DelayedExchange) else None,
         )
 
     def exchanges(self, vhost: str | None = None) -> list[admin.ExchangeInfo]:
@@ -120,6 +121,7 @@ class TopologyOps(AdminBase):
             leader=self.n.node_name if q.is_quorum else "",
             members=[self.n.node_name] if q.is_quorum else [],
             online=[self.n.node_name] if q.is_quorum else [],
+            messages_delayed=q.messages_delayed,
         )
 
     def queues(self, vhost: str | None = None) -> list[admin.QueueInfo]:
