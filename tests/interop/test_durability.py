@@ -114,6 +114,37 @@ def test_unacked_messages_come_back_redelivered_in_order(fresh_server: ServerPro
     assert [r for _, r in got] == [True, True, True] + [False] * 6
 
 
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_messages_delivered_before_they_were_written_come_back_redelivered(
+    fresh_server: ServerProcess, stop: str
+) -> None:
+    """A persistent message handed straight to a waiting consumer (before the store wrote it)
+    and not acknowledged comes back redelivered after a restart or a crash, as in RabbitMQ
+    3.10.8 (same test there: redelivered=True)."""
+    server = fresh_server.start()
+    conn = connect(server)
+    consumer = conn.channel()
+    consumer.queue_declare("straight", durable=True)
+    consumer.basic_qos(prefetch_count=10)
+    got: list[bytes] = []
+    consumer.basic_consume("straight", lambda ch, m, p, body: got.append(body))
+    publisher = conn.channel()
+    publisher.confirm_delivery()
+    for i in range(5):
+        publisher.basic_publish("", "straight", f"m{i}".encode(), PERSISTENT)
+    deadline = time.monotonic() + 10
+    while len(got) < 5 and time.monotonic() < deadline:
+        conn.process_data_events(0.05)
+    assert len(got) == 5  # delivered, none acknowledged
+    if stop == "SIGKILL":
+        server.kill()
+    else:
+        assert server.stop() == 0
+    server.start()
+    again = drain(server, "straight")
+    assert again == [(f"m{i}".encode(), True) for i in range(5)]
+
+
 def test_acked_messages_do_not_come_back(fresh_server: ServerProcess) -> None:
     server = fresh_server.start()
     conn = connect(server)

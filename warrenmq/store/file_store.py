@@ -136,6 +136,7 @@ class FileStore:
         self._pending: list[list[Any]] = []  # [seq, [(handle, message), ...]]
         self._pending_by_seq: dict[int, list[Any]] = {}
         self._acks: dict[int, list[bytes]] = {}
+        self._late_marks: list[tuple[FileQueueStore, Message]] = []  # delivered before written
         self._staged: list[Staged] = []
         self._read_fds: dict[int, int] = {}
         self._commit_scheduled = False
@@ -448,6 +449,9 @@ class FileStore:
     def mark_delivered(self, handle: FileQueueStore, message: Message) -> None:
         number = message.segment
         if number < 0:
+            # Delivered before it was written (a consumer was waiting): mark it once it is, so
+            # that a restart still flags it redelivered (unless it is acked first, and never written).
+            self._late_marks.append((handle, message))
             return
         pending = self._acks.get(number)
         if pending is None:
@@ -456,6 +460,12 @@ class FileStore:
                 self._commit_scheduled = True
                 self._call_soon(self._commit)
         pending.append(records.encode_ack(handle.queue_id, message.seq, delivered=True))
+
+    def _mark_late(self) -> None:
+        marks, self._late_marks = self._late_marks, []
+        for handle, message in marks:
+            if message.segment >= 0 and message.stored and not handle.deleted:
+                self.mark_delivered(handle, message)
 
     def drop_queue(self, handle: FileQueueStore) -> None:
         """A durable queue was deleted: its messages no longer keep segments alive."""
@@ -482,6 +492,8 @@ class FileStore:
         self._commit_scheduled = False
         try:
             wrote = self._write_messages()
+            if self._late_marks:
+                self._mark_late()
             while self._staged:
                 backlog = self._staged[-1]
                 backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
