@@ -153,6 +153,7 @@ class _Dropped:
     name = ""
     durable = False
     congested = False
+    gate = None  # a confirm waits for nothing (Queue.gate)
 
     def publish(self, message: Message) -> bool:
         return True

@@ -76,6 +76,7 @@ class _Holder:
     """Where a delayed message is routed at publish time: it goes into the DelayQueue."""
 
     __slots__ = ("congested", "durable", "exchange", "name")
+    gate = None  # a confirm waits for nothing but the store (Queue.gate)
 
     def __init__(self, exchange: DelayedExchange) -> None:
         self.exchange = exchange
