@@ -205,10 +205,7 @@ class Connection(asyncio.Protocol):
         channels = self.channels
         payload: bytes
         codes: list[int]
-        for i, frame in enumerate(frames):
-            if self.waiting:
-                self._held_frames = frames[i:] + self._held_frames
-                return
+        for frame in frames:
             if frame[0] == PUBLISH:
                 # A whole publish: one call, as long as nothing about it is unusual.
                 _, number, method, header, body = frame  # type: ignore[misc]
@@ -235,6 +232,14 @@ class Connection(asyncio.Protocol):
                 channel.on_method(payload)  # the common case: acks, consumes, declares
             else:
                 self._dispatch(ftype, number, payload)
+            if self.waiting:  # only a method (not a whole publish, not acks) waits
+                self._hold_after(frames, frame)
+                return
+
+    def _hold_after(self, frames: list[Frame], frame: Frame) -> None:
+        """A method waits: the frames after it wait too, before any held already."""
+        at = next(i for i, f in enumerate(frames) if f is frame)
+        self._held_frames = frames[at + 1 :] + self._held_frames
 
     def _input_failed(self, exc: Exception) -> None:
         if isinstance(exc, AMQPError):
