@@ -107,6 +107,12 @@ class RemoteQueue(Queue):
                 link.pending.setdefault(token, []).append((target, seq))
         self._stop_holding()
 
+    def take_held(self) -> list[tuple[Message, list[tuple[ConfirmTarget, int]]]]:
+        """This node leads the queue now: what waited is its to take."""
+        held, self.held = self.held, []
+        self._stop_holding()
+        return held
+
     def drop_held(self) -> None:
         """No leader came in time (or the queue went): the held publishes are refused."""
         held, self.held = self.held, []

@@ -440,6 +440,7 @@ class Topology:
             backlog_factory=vhost.backlog_factory,
         )
         consumers = current.consumers() if isinstance(current, RemoteQueue) else []
+        held = current.take_held() if isinstance(current, RemoteQueue) else []
         if isinstance(current, RemoteQueue):
             self.cluster.detach_remote(current)
         try:
@@ -469,6 +470,8 @@ class Topology:
         for consumer in consumers:
             consumer.queue = queue
             queue.add_consumer(consumer)
+        if held:
+            self._publish_held(queue, leader_log, held)
         queue.dispatch()
         log.info(
             "leading quorum queue '%s' in vhost '%s' (term %d, %d messages)",
@@ -477,6 +480,22 @@ class Topology:
             leader.term,
             queue.message_count,
         )
+
+    def _publish_held(self, queue: Queue, leader_log: LeaderLog, held: list[Any]) -> None:
+        """Publishes that waited for a leader while there was none: this node leads now.  Each
+        confirm waits for a majority (the gate) and for this node's next fsync."""
+        synced = _ReleaseOnSync()
+        for message, waiters in held:
+            message.queue = None
+            taken = queue.publish(message)
+            for target, seq in waiters:
+                if not taken:
+                    target.confirm_release(seq, False)
+                    continue
+                leader_log.track(target, seq)
+                synced.waiters.append((target, seq))
+        if synced.waiters:
+            self.cluster.node.store.wait_for_sync(synced)
 
     def prepared_leader_log(self, queue: Queue) -> LeaderLog | None:
         return self._leader_logs.get(wire.queue_key(queue.vhost, queue.name))
@@ -726,6 +745,17 @@ class Topology:
             return
         key = self.keys.exchange(vhost, name)
         await self.cluster.etcd.txn(lambda c: ([c.transactions.mod(key) == revision], [c.transactions.delete(key)], []))
+
+
+class _ReleaseOnSync:
+    """Confirms that wait for the store's next fsync (a SyncWaiter)."""
+
+    def __init__(self) -> None:
+        self.waiters: list[tuple[Any, int]] = []
+
+    def on_synced(self, generation: int) -> None:
+        for target, seq in self.waiters:
+            target.confirm_release(seq, True)
 
 
 def _chain(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
