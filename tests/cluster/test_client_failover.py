@@ -44,10 +44,12 @@ def test_kombu_failover_urls_reach_a_surviving_node(cluster: Cluster) -> None:
         assert conn.as_uri() != first  # it moved on to another node
     got: list[int] = []
     survivors = ";".join(u for u in cluster.amqp_urls if u != victim.url())
-    with (
-        kombu.Connection(survivors) as conn,
-        conn.Consumer(queue, callbacks=[lambda body, message: (got.append(body["n"]), message.ack())]),
-    ):
+
+    def take(body: dict[str, int], message: kombu.Message) -> None:
+        got.append(body["n"])
+        message.ack()
+
+    with kombu.Connection(survivors) as conn, conn.Consumer(queue, callbacks=[take]):
         deadline = time.monotonic() + 20
         while len(got) < 20 and time.monotonic() < deadline:
             try:
