@@ -210,6 +210,8 @@ class PeerLink:
         if not self.up:
             future.set_exception(LinkDown(self.node))
             return future
+        if self._settle_scheduled:
+            self._send_settles()  # the other node sees them first, in the order the client sent them
         self._next_request += 1
         rid = self._next_request
         if body.get("op") == "get":
