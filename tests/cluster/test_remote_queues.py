@@ -7,14 +7,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import pika
 import pytest
 
 from tests.cluster.harness import Cluster, wait_until
 
-Conn = pika.BlockingConnection
+Conn: TypeAlias = pika.BlockingConnection
 
 
 def connect(url: str) -> Conn:
