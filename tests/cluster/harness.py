@@ -239,7 +239,22 @@ class Cluster:
             node.launch()
         for node in self.nodes:
             node.wait_started(timeout)
+        # Each node hears of the others from its etcd watch, a moment after they joined: a
+        # test starts once every node knows every other (a quorum queue declared earlier would
+        # get fewer members than the test means).
+        names = {n.name for n in self.nodes}
+        for node in self.nodes:
+            wait_until(self._seeing(node, names), timeout, f"{node.name} to see every node")
         return self
+
+    def _seeing(self, node: ClusterNode, names: set[str]) -> Callable[[], bool]:
+        return lambda: self._sees(node) == names
+
+    def _sees(self, node: ClusterNode) -> set[str]:
+        try:
+            return {n["name"] for n in node.api("/api/nodes") if n.get("running")}
+        except (OSError, urllib.error.URLError, ValueError):
+            return set()
 
     def stop(self, timeout: float = 20.0) -> dict[str, int | None]:
         """Stop every node cleanly (killing those that hang), then etcd; save the logs; exit codes."""

@@ -584,10 +584,12 @@ class Topology:
         elif queue_type == "quorum":
             size_item = arguments.get("x-quorum-initial-group-size")
             size = int(size_item[1]) if size_item is not None else DEFAULT_GROUP_SIZE
-            live = self.cluster.live_nodes()
-            size = max(1, min(size, len(live)))
             first = self.me if locator == "client-local" else self._balanced(1)[0]
-            members = self._balanced(size, first)
+            # As RabbitMQ: running nodes first (the least loaded), then members that are down
+            # (they catch up when they return), up to the group size.
+            running = self._balanced(size, first)
+            down = sorted(m for m in self.cluster.members if m not in running and not self.cluster.is_live(m))
+            members = (running + down)[: max(1, size)]
             home = first
         else:
             home = self.me if locator == "client-local" else self._balanced(1)[0]
