@@ -23,6 +23,7 @@ from warrenmq.amqp.errors import (
 )
 from warrenmq.amqp.frames import FRAME_HEADER, body_frames, decode_properties, erlang_binary, replace_properties
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, encode_shortstr
+from warrenmq.broker.consume_args import check_foreign_arguments
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
 from warrenmq.broker.queue import Queue
@@ -201,6 +202,7 @@ class ConsumingMixin(ChannelBase):
         args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
         priority = self._consumer_priority(args, queue)
         display = queue_display(queue.name, self.vhost.name)
+        check_foreign_arguments(queue.settings.queue_type, args, display)
         existing = queue.consumers()
         if existing and (m.exclusive or any(c.exclusive for c in existing)):
             raise AccessRefused(f"{display} in exclusive use")
