@@ -13,6 +13,7 @@ from typing import Any
 
 from warrenmq.amqp.errors import PreconditionFailed
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, TypedValue
+from warrenmq.broker.stream_args import max_age_error
 
 MAX_EXPIRY = 4_294_967_295  # ms; RabbitMQ's limit for TTLs and expiries
 MAX_PRIORITY = 255
@@ -158,8 +159,16 @@ def _check(key: str, item: TypedValue, args: FieldTable) -> str | None:
     if key == "x-message-ttl":
         error = _int_error(item)
         return error if error is not None else _check_expiry(value)
-    if key in ("x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes"):
+    if key in (
+        "x-max-length",
+        "x-max-length-bytes",
+        "x-max-in-memory-length",
+        "x-max-in-memory-bytes",
+        "x-stream-max-segment-size-bytes",
+    ):
         return _check_non_neg(item)
+    if key == "x-max-age":
+        return max_age_error(item)
     if key == "x-delivery-limit":
         return None  # not validated by RabbitMQ: see settings_from_arguments
     if key == "x-max-priority":
@@ -225,9 +234,7 @@ def validate_declare(
                 raise _invalid(key, display, error)
         elif key in ALL_ARGS:
             raise PreconditionFailed(f"invalid arg '{key}' for {display} of queue type {TYPE_MODULES[queue_type]}")
-    if queue_type == "stream":
-        raise PreconditionFailed(f"invalid arg 'x-queue-type' for {display}: stream queues are not supported")
-    if queue_type == "quorum":
+    if queue_type in ("quorum", "stream"):
         if auto_delete:
             raise PreconditionFailed(f"invalid property 'auto-delete' for {display}")
         if exclusive:

@@ -334,6 +334,8 @@ def queue_json(
         out["idle_since"] = timestamp(q.idle_since)
     if q.type == "quorum":
         out.update(leader=node, members=[node], online=[node])
+    elif q.type == "stream":
+        out.update(members=[node], online=[node])  # as RabbitMQ 3.10.8: no leader key
     else:
         out["storage_version"] = 1
     if q.owner is not None:

@@ -28,8 +28,10 @@ from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import queue_display
+from warrenmq.broker.stream import Stream
 from warrenmq.server import reply_to
 from warrenmq.server.channel_base import ChannelBase
+from warrenmq.server.stream_consuming import consume_stream, refuse_stream_recover, refuse_stream_settlement
 
 _END_AND_HEADER = struct.Struct(">BBHI")  # previous frame's end byte + next frame header
 _TAG_REDELIVERED = struct.Struct(">QB")
@@ -197,9 +199,12 @@ class ConsumingMixin(ChannelBase):
         tag = m.consumer_tag or generated_tag()
         if tag in self.consumers:
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
+        if isinstance(queue, Stream):
+            consume_stream(self, m, queue, tag, args)
+            return
         if self.global_prefetch and queue.is_quorum:
             raise NotImplementedAMQP(f"{queue_display(queue.name, self.vhost.name)} does not support global qos")
-        args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
         priority = self._consumer_priority(args, queue)
         display = queue_display(queue.name, self.vhost.name)
         check_foreign_arguments(queue.settings.queue_type, args, display)
@@ -340,9 +345,11 @@ class ConsumingMixin(ChannelBase):
         self.settle_or_defer("ack", m.delivery_tag, m.multiple, False)
 
     def _basic_reject(self, m: spec.BasicReject) -> None:
+        refuse_stream_settlement(self.unacked[t] for t in self._tags(m.delivery_tag, False))
         self.settle_or_defer("reject", m.delivery_tag, False, m.requeue)
 
     def _basic_nack(self, m: spec.BasicNack) -> None:
+        refuse_stream_settlement(self.unacked[t] for t in self._tags(m.delivery_tag, m.multiple))
         self.settle_or_defer("reject", m.delivery_tag, m.multiple, m.requeue)
 
     def settle_or_defer(self, kind: str, tag: int, multiple: bool, requeue: bool) -> None:
@@ -432,12 +439,14 @@ class ConsumingMixin(ChannelBase):
     def _basic_recover(self, m: spec.BasicRecover) -> None:
         if not m.requeue:
             raise NotImplementedAMQP("requeue=false")
+        refuse_stream_recover(self.unacked.values())
         self._requeue_all()
         self.send(spec.BasicRecoverOk())
 
     def _basic_recover_async(self, m: spec.BasicRecoverAsync) -> None:
         if not m.requeue:
             raise NotImplementedAMQP("requeue=false")
+        refuse_stream_recover(self.unacked.values())
         self._requeue_all()
 
     def _requeue_all(self) -> None:

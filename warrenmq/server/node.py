@@ -25,6 +25,7 @@ from warrenmq.broker.broker import Broker
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
 from warrenmq.broker.queue import Queue, QueueStore
+from warrenmq.broker.stream_log import StreamLog
 from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
 from warrenmq.listen import listen_socket
@@ -195,6 +196,9 @@ class Node:
         if self.cluster is not None:
             return self.cluster.queue_store(queue)
         return self.store.queue_store(queue)
+
+    def stream_log(self, queue: Queue) -> StreamLog:
+        return self.store.stream_log(queue)  # streams stay local, in cluster mode too
 
     def definitions_changed(self) -> None:
         if self.cluster is not None:

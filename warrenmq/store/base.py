@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue, QueueStore
+    from warrenmq.broker.stream_log import StreamLog
 
 
 class SyncWaiter(Protocol):
@@ -52,6 +53,8 @@ class MessageStore(Protocol):
     def queue_store(self, queue: Queue) -> QueueStore: ...
 
     def queue_id(self, queue: Queue) -> int | None: ...
+
+    def stream_log(self, queue: Queue) -> StreamLog: ...
 
     def save_definitions(self, definitions: dict[str, Any]) -> None: ...
 

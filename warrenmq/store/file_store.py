@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from warrenmq.broker.message import Message
 from warrenmq.broker.paging import PagedFifo, TailEntries
 from warrenmq.store import records
 from warrenmq.store.base import RecoveredQueue, Recovery, SyncWaiter
+from warrenmq.store.stream_file import FileStreamLog
 
 if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue
@@ -123,6 +125,8 @@ class FileStore:
         self._pending_by_seq: dict[int, list[Any]] = {}
         self._acks: dict[int, list[bytes]] = {}
         self._staged: list[PagedFifo] = []
+        self._streams: dict[int, FileStreamLog] = {}  # by queue id
+        self._staged_streams: list[FileStreamLog] = []  # with appends to write this turn
         self._read_fds: dict[int, int] = {}
         self._commit_scheduled = False
         self._retry_pending = False
@@ -170,6 +174,7 @@ class FileStore:
                 if "warren_id" in entry:
                     self._queue_ids[(entry["vhost"], entry["name"])] = int(entry["warren_id"])
         known = set(self._queue_ids.values())
+        self._remove_orphan_streams(known)
         recovered: dict[int, RecoveredQueue] = {qid: RecoveredQueue() for qid in known}
         numbers = sorted(int(p.stem) for p in self.messages_dir.glob("*.seg"))
         max_seq = 0
@@ -433,6 +438,10 @@ class FileStore:
                 backlog = self._staged[-1]
                 backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
                 self._staged.pop()
+            while self._staged_streams:
+                # As the backlogs: a log whose write fails stays staged for the retry.
+                wrote = self._staged_streams[-1].flush(self._dirty_fds) or wrote
+                self._staged_streams.pop()
             self._write_acks()
         except OSError as exc:
             self._write_failed(exc)
@@ -710,6 +719,52 @@ class FileStore:
             self._acks.pop(segment.number, None)
             self._delete_segment(segment)
 
+    # -- streams --------------------------------------------------------------------------
+
+    def stream_log(self, queue: Queue) -> FileStreamLog:
+        """The log of a stream queue: its own segment files under ``streams/<queue id>``,
+        recovered if they are there (docs/storage.md says why a stream has its own)."""
+        key = (queue.vhost, queue.name)
+        queue_id = self._queue_ids.get(key)
+        if queue_id is None:
+            queue_id = self.next_queue_id
+            self.next_queue_id += 1
+            self._queue_ids[key] = queue_id
+        stream = FileStreamLog(self.directory / "streams" / str(queue_id), self).open()
+        stream.queue_id = queue_id
+        stream.key = key
+        self._streams[queue_id] = stream
+        return stream
+
+    def stage_stream(self, stream_log: FileStreamLog) -> None:
+        self._staged_streams.append(stream_log)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
+
+    def close_later(self, fd: int) -> None:
+        """A stream's file it no longer writes: fsynced with the next group, then closed
+        (by the fsync thread, so that no fsync in flight sees the number reused)."""
+        self._closing_fds.append(fd)
+        self._dirty_fds.discard(fd)
+
+    def forget_stream(self, stream_log: FileStreamLog) -> None:
+        """A deleted stream: its id is free of it."""
+        self._streams.pop(stream_log.queue_id, None)
+        if self._queue_ids.get(stream_log.key) == stream_log.queue_id:
+            del self._queue_ids[stream_log.key]
+
+    def _remove_orphan_streams(self, known: set[int]) -> None:
+        """Stream directories no queue in the definitions owns (a crash between creating a
+        stream and saving the definitions): their ids may be handed out again."""
+        root = self.directory / "streams"
+        if not root.is_dir():
+            return
+        for path in root.iterdir():
+            if not path.name.isdigit() or int(path.name) not in known:
+                log.warning("removing %s: no stream queue owns it", path)
+                shutil.rmtree(path, ignore_errors=True)
+
     # -- housekeeping -------------------------------------------------------------------
 
     def _delete_segment(self, segment: Segment) -> None:
@@ -733,17 +788,25 @@ class FileStore:
         total = 0
         for segment in self._segments.values():
             total += segment.size
-        return total
+        return total + sum(stream.size for stream in self._streams.values())
 
     def close(self) -> None:
         """Write what is pending, fsync everything, release the lock."""
-        if self._commit_scheduled or self._pending or self._acks:
+        if self._commit_scheduled or self._pending or self._acks or self._staged_streams:
             try:
                 self._write_messages()
+                for stream in self._staged_streams:
+                    stream.flush(self._dirty_fds)
+                self._staged_streams.clear()
                 self._write_acks()
             except OSError as exc:
                 log.error("could not write pending messages at shutdown: %s", exc)
         self._executor.shutdown(wait=True)
+        for stream in self._streams.values():
+            try:
+                stream.close()
+            except OSError as exc:
+                log.error("could not close stream %s: %s", stream.directory, exc)
         fds = [self._fd, *self._closing_fds] + [s.ack_fd for s in self._segments.values() if s.ack_fd >= 0]
         for fd in fds:
             if fd >= 0:

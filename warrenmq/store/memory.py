@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from warrenmq.broker.stream_log import MemoryStreamLog
 from warrenmq.store.base import Recovery, SyncWaiter
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class MemoryStore:
 
     def queue_id(self, queue: Queue) -> int | None:
         return None
+
+    def stream_log(self, queue: Queue) -> MemoryStreamLog:
+        return MemoryStreamLog()  # a node without persistence keeps streams in memory
 
     def save_definitions(self, definitions: dict[str, Any]) -> None:
         pass

@@ -1,0 +1,279 @@
+"""A stream queue (``x-queue-type: stream``): an append-only log read by each consumer at
+its own offset, as RabbitMQ's stream queues over AMQP 0-9-1.
+
+Theory of operation.  ``publish`` stamps the message's content header with its offset
+(``x-stream-offset``, once, so the stored bytes are what every consumer gets) and appends it
+to the log.  The newest messages also stay in memory (the *tail*: every message the store
+has not written yet, and a bounded number more), so consumers that keep up are served
+without reading anything back.  A consumer that is behind reads from the log through its
+own cursor, in batches no larger than its credit (prefetch minus unacknowledged), so one
+reading a long stream from the start holds at most a prefetch's worth of messages.
+
+Nothing is removed by consuming: an ack only gives the consumer its credit back, and
+retention (size, age) drops whole segments of the log.  What streams refuse (basic.get,
+purge, reject/nack, auto-ack consumers...) is refused with RabbitMQ 3.10.8's codes and texts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from warrenmq.amqp.errors import NotImplementedAMQP
+from warrenmq.amqp.header_splice import add_long_header
+from warrenmq.broker.message import Message
+from warrenmq.broker.queue import Queue
+from warrenmq.broker.queue_args import QueueSettings, queue_display
+from warrenmq.broker.stream_args import FIRST, LAST, NEXT, TIMESTAMP, StartAt, retention_from_arguments
+from warrenmq.broker.stream_log import MemoryStreamLog, StreamLog
+
+if TYPE_CHECKING:
+    from warrenmq.broker.consumer import Consumer
+    from warrenmq.broker.queue import Scheduler
+    from warrenmq.broker.stats import QueueStats
+
+OFFSET_HEADER = "x-stream-offset"
+TAIL_MESSAGES = 4096  # written messages kept in memory for consumers that keep up
+TAIL_BYTES = 8 * 1024 * 1024
+READ_BATCH = 1024  # most records read back per call, whatever the credit
+
+
+class _Reader:
+    """A consumer's place in the stream."""
+
+    __slots__ = ("consumer", "cursor", "next")
+
+    def __init__(self, consumer: Consumer, next_offset: int, cursor: Any) -> None:
+        self.consumer = consumer
+        self.next = next_offset
+        self.cursor = cursor
+
+
+class Stream(Queue):
+    def __init__(
+        self,
+        name: str,
+        vhost: str,
+        durable: bool = True,
+        exclusive_owner: object | None = None,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+        settings: QueueSettings | None = None,
+        scheduler: Scheduler | None = None,
+        stats: QueueStats | None = None,
+        backlog_factory: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # A stream has no backlog of its own to page: the log is on disk already.
+        super().__init__(name, vhost, durable, exclusive_owner, auto_delete, arguments, settings, scheduler, stats)
+        self.clock = clock
+        self.retention = retention_from_arguments(self.arguments)
+        self.log: StreamLog = MemoryStreamLog(self.retention, clock)
+        self._readers: list[_Reader] = []
+        self._tail: list[tuple[str, str, bytes, bytes, bytes]] = []  # exchange, key, route, header, body
+        self._tail_base = 0  # the offset of _tail[0]
+        self._tail_bytes = 0
+        self._route_cache: tuple[bytes, str, str] = (b"\x00\x00", "", "")
+
+    def attach_log(self, log: StreamLog) -> None:
+        """Use the store's log (a new one, or the one recovered for this stream)."""
+        log.set_retention(self.retention)
+        self.log = log
+        self._tail = []
+        self._tail_base = log.end
+        self._tail_bytes = 0
+
+    # -- information ---------------------------------------------------------------------
+
+    @property
+    def message_count(self) -> int:
+        """Messages in the stream (RabbitMQ reports the same, with some lag)."""
+        return self.log.end - self.log.first
+
+    @property
+    def ready_bytes(self) -> int:
+        return self.log.size
+
+    @ready_bytes.setter
+    def ready_bytes(self, value: int) -> None:
+        pass  # the log's size says it
+
+    @property
+    def display(self) -> str:
+        return queue_display(self.name, self.vhost)
+
+    def committed_offset(self) -> int:
+        """The next offset to be appended."""
+        return self.log.end
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self, message: Message) -> bool:
+        log = self.log
+        offset = log.end
+        header = add_long_header(message.header, OFFSET_HEADER, offset)
+        log.append(message.route_raw, header, message.body)
+        message.queue = self
+        message.stored = True  # a confirm waits for the store to write the log
+        self.stats.publish += 1
+        tail = self._tail
+        tail.append((message.exchange, message.routing_key, message.route_raw, header, message.body))
+        self._tail_bytes += len(message.body)
+        if len(tail) > 2 * TAIL_MESSAGES or self._tail_bytes > TAIL_BYTES:
+            self._trim_tail()
+        if self._readers:
+            self.dispatch()
+        return True
+
+    def _trim_tail(self) -> None:
+        """Forget the oldest tail messages the log can give back (never unwritten ones)."""
+        tail = self._tail
+        keep_from = max(len(tail) - TAIL_MESSAGES, 0)
+        written = self.log.written - self._tail_base
+        cut = min(keep_from, written)
+        dropped = tail[:cut]
+        while cut < written and self._tail_bytes - sum(len(e[4]) for e in dropped) > TAIL_BYTES:
+            dropped.append(tail[cut])
+            cut += 1
+        if cut <= 0:
+            return
+        self._tail_bytes -= sum(len(e[4]) for e in dropped)
+        del tail[:cut]
+        self._tail_base += cut
+
+    # -- consumers -----------------------------------------------------------------------
+
+    def subscribe(self, consumer: Consumer, start: StartAt) -> None:
+        """A new consumer, starting where ``start`` says."""
+        self._readers.append(_Reader(consumer, self.start_offset(start), self.log.cursor()))
+        self.add_consumer(consumer)
+
+    def start_offset(self, start: StartAt) -> int:
+        log = self.log
+        kind = start.kind
+        if kind == FIRST:
+            return log.first
+        if kind == NEXT:
+            return log.end
+        if kind == LAST:
+            return max(log.first, log.end - 1)  # the last message (RabbitMQ: the last chunk's first)
+        if kind == TIMESTAMP:
+            return log.offset_at(start.value)
+        return start.value
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        for i, reader in enumerate(self._readers):
+            if reader.consumer is consumer:
+                del self._readers[i]
+                self.log.release(reader.cursor)
+                break
+        super().remove_consumer(consumer)
+
+    def dispatch(self) -> None:
+        for reader in self._readers:
+            consumer = reader.consumer
+            if consumer.unacked < consumer.prefetch and consumer.target.active and reader.next < self.log.end:
+                self._feed(reader)
+
+    def _feed(self, reader: _Reader) -> None:
+        """Deliver to one consumer as far as its credit goes: from the log while it is
+        behind the tail, then from the tail."""
+        consumer = reader.consumer
+        target = consumer.target
+        log = self.log
+        while True:
+            credit = consumer.prefetch - consumer.unacked
+            position = reader.next
+            if credit <= 0 or not target.active or position >= log.end:
+                return
+            if position < log.first:
+                position = reader.next = log.first  # retention went past it: on from the oldest kept
+            base = self._tail_base
+            if position >= base:
+                tail = self._tail
+                i = position - base
+                stop = min(len(tail), i + credit)
+                while i < stop:
+                    exchange, routing_key, route, header, body = tail[i]
+                    i += 1
+                    reader.next = base + i
+                    self._deliver_one(consumer, base + i - 1, exchange, routing_key, route, header, body)
+                    if not target.active:
+                        return
+                continue
+            batch = log.read(reader.cursor, position, min(credit, READ_BATCH, base - position))
+            if not batch:
+                return  # nothing readable (damage skipped, or a gap): try again later
+            for offset, route, header, body in batch:
+                reader.next = offset + 1
+                exchange, routing_key = self._route(route)
+                self._deliver_one(consumer, offset, exchange, routing_key, route, header, body)
+                if not target.active:
+                    return
+
+    def _route(self, route: bytes) -> tuple[str, str]:
+        """Exchange and routing key of a record read back (consecutive records mostly share them)."""
+        cached = self._route_cache
+        if cached[0] == route:
+            return cached[1], cached[2]
+        n = route[0]
+        exchange = route[1 : 1 + n].decode()
+        routing_key = route[2 + n : 2 + n + route[1 + n]].decode()
+        self._route_cache = (route, exchange, routing_key)
+        return exchange, routing_key
+
+    def _deliver_one(
+        self, consumer: Consumer, offset: int, exchange: str, routing_key: str, route: bytes, header: bytes, body: bytes
+    ) -> None:
+        message = Message(offset, exchange, routing_key, route, header, body)
+        message.queue = self
+        message.consumer = consumer
+        consumer.unacked += 1
+        consumer.delivered += 1
+        self.stats.deliver += 1
+        consumer.target.deliver(consumer, message)
+
+    # -- settlement: credit only -----------------------------------------------------------
+
+    def ack(self, message: Message) -> None:
+        consumer = message.consumer
+        if consumer is not None:
+            consumer.unacked -= 1
+            message.consumer = None
+        self.stats.ack += 1
+
+    def requeue(self, messages: list[Message]) -> None:
+        """Unacknowledged deliveries of a closed channel: nothing goes back, the credit does."""
+        for message in messages:
+            consumer = message.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                message.consumer = None
+        self.dispatch()
+
+    def reject(self, message: Message, requeue: bool) -> None:
+        raise NotImplementedAMQP(f"basic.nack and basic.reject not supported by stream queues {self.display}")
+
+    # -- what streams refuse ----------------------------------------------------------------
+
+    def get(self, no_ack: bool) -> Message | None:
+        raise NotImplementedAMQP(f"basic.get not supported by stream queues {self.display}")
+
+    def purge(self) -> int:
+        raise NotImplementedAMQP(f"queue.purge not supported by stream queues {self.display}")
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def replace_settings(self, settings: QueueSettings) -> None:
+        self.settings = settings  # policies: nothing of a classic queue's applies
+
+    def delete(self) -> int:
+        super().delete()
+        for reader in self._readers:
+            self.log.release(reader.cursor)
+        self._readers = []
+        self._tail = []
+        self._tail_bytes = 0
+        self.log.delete()
+        return 0
