@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from warrenmq.amqp.errors import NotImplementedAMQP
 from warrenmq.amqp.header_splice import add_long_header
 from warrenmq.broker.message import Message
-from warrenmq.broker.queue import Queue
+from warrenmq.broker.queue import CONGESTED, Queue
 from warrenmq.broker.queue_args import QueueSettings, queue_display
 from warrenmq.broker.stream_args import FIRST, LAST, NEXT, TIMESTAMP, StartAt, retention_from_arguments
 from warrenmq.broker.stream_log import MemoryStreamLog, StreamLog
@@ -37,6 +37,7 @@ OFFSET_HEADER = "x-stream-offset"
 TAIL_MESSAGES = 4096  # written messages kept in memory for consumers that keep up
 TAIL_BYTES = 8 * 1024 * 1024
 READ_BATCH = 1024  # most records read back per call, whatever the credit
+KEEPING_UP = 65_536  # messages behind the end within which a consumer holds publishers back
 
 
 class _Reader:
@@ -112,35 +113,56 @@ class Stream(Queue):
     def publish(self, message: Message) -> bool:
         log = self.log
         offset = log.end
+        route = message.route_raw
+        body = message.body
         header = add_long_header(message.header, OFFSET_HEADER, offset)
-        log.append(message.route_raw, header, message.body)
+        log.append(route, header, body)
         message.queue = self
         message.stored = True  # a confirm waits for the store to write the log
         self.stats.publish += 1
+        entry = (message.exchange, message.routing_key, route, header, body)
         tail = self._tail
-        tail.append((message.exchange, message.routing_key, message.route_raw, header, message.body))
-        self._tail_bytes += len(message.body)
+        tail.append(entry)
+        self._tail_bytes += len(body)
         if len(tail) > 2 * TAIL_MESSAGES or self._tail_bytes > TAIL_BYTES:
             self._trim_tail()
-        if self._readers:
-            self.dispatch()
+        readers = self._readers
+        if not readers:
+            return True
+        if len(readers) == 1:
+            # One consumer keeping up (the common case): straight to it, no dispatch round.
+            reader = readers[0]
+            consumer = reader.consumer
+            if reader.next == offset and consumer.unacked < consumer.prefetch and consumer.target.active:
+                reader.next = offset + 1
+                self._deliver_one(consumer, offset, *entry)
+                return True
+        self.dispatch()
+        if not self.congested and self._backed_up(CONGESTED):
+            self.congested = True  # the publishing channel holds its publisher back a moment
         return True
+
+    def _backed_up(self, limit: int) -> bool:
+        """Whether a consumer that keeps up (less than KEEPING_UP behind) is more than
+        ``limit`` behind: as for a classic queue's backlog, publishers then wait a moment
+        for it, so that one event loop shares its time between them.  A consumer reading
+        the stream's history holds no one back until it is close to the end."""
+        end = self.log.end
+        return any(limit < end - reader.next <= KEEPING_UP for reader in self._readers)
 
     def _trim_tail(self) -> None:
         """Forget the oldest tail messages the log can give back (never unwritten ones)."""
         tail = self._tail
-        keep_from = max(len(tail) - TAIL_MESSAGES, 0)
-        written = self.log.written - self._tail_base
-        cut = min(keep_from, written)
-        dropped = tail[:cut]
-        while cut < written and self._tail_bytes - sum(len(e[4]) for e in dropped) > TAIL_BYTES:
-            dropped.append(tail[cut])
+        droppable = min(self.log.written - self._tail_base, len(tail))
+        size = self._tail_bytes
+        cut = 0
+        while cut < droppable and (len(tail) - cut > TAIL_MESSAGES or size > TAIL_BYTES):
+            size -= len(tail[cut][4])
             cut += 1
-        if cut <= 0:
-            return
-        self._tail_bytes -= sum(len(e[4]) for e in dropped)
-        del tail[:cut]
-        self._tail_base += cut
+        if cut:
+            del tail[:cut]
+            self._tail_base += cut
+            self._tail_bytes = size
 
     # -- consumers -----------------------------------------------------------------------
 
@@ -175,6 +197,8 @@ class Stream(Queue):
             consumer = reader.consumer
             if consumer.unacked < consumer.prefetch and consumer.target.active and reader.next < self.log.end:
                 self._feed(reader)
+        if self.congested and not self._backed_up(CONGESTED // 2):
+            self._relieve()
 
     def _feed(self, reader: _Reader) -> None:
         """Deliver to one consumer as far as its credit goes: from the log while it is
@@ -191,16 +215,27 @@ class Stream(Queue):
                 position = reader.next = log.first  # retention went past it: on from the oldest kept
             base = self._tail_base
             if position >= base:
+                # From memory, inlined: this is the path of every consumer that keeps up.
                 tail = self._tail
-                i = position - base
-                stop = min(len(tail), i + credit)
-                while i < stop:
+                deliver = target.deliver
+                stop = min(len(tail), position - base + credit)
+                offset = position
+                for i in range(position - base, stop):
                     exchange, routing_key, route, header, body = tail[i]
-                    i += 1
-                    reader.next = base + i
-                    self._deliver_one(consumer, base + i - 1, exchange, routing_key, route, header, body)
+                    message = Message(offset, exchange, routing_key, route, header, body)
+                    message.queue = self
+                    message.consumer = consumer
+                    consumer.unacked += 1
+                    offset += 1
+                    reader.next = offset
+                    deliver(consumer, message)
                     if not target.active:
-                        return
+                        break
+                delivered = offset - position
+                consumer.delivered += delivered
+                self.stats.deliver += delivered
+                if not target.active:
+                    return
                 continue
             batch = log.read(reader.cursor, position, min(credit, READ_BATCH, base - position))
             if not batch:

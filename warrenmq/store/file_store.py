@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("warrenmq.store")
 
 _IOV_MAX = 1000
+STREAM_SYNC_DELAY = 0.2  # s: stream writes nobody waits for are fsynced this long after
 _OFFSET_MASK = (1 << 40) - 1
 
 
@@ -134,6 +135,8 @@ class FileStore:
         self._dirty_fds: set[int] = set()
         self._closing_fds: list[int] = []
         self._waiters: set[SyncWaiter] = set()
+        self._lazy_sync: Any = None  # the timer of a deferred fsync of stream writes
+        self._closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warren-fsync")
         self._queue_ids: dict[tuple[str, str], int] = {}
         self._handles: dict[int, FileQueueStore] = {}
@@ -438,9 +441,10 @@ class FileStore:
                 backlog = self._staged[-1]
                 backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
                 self._staged.pop()
+            streams_wrote = False
             while self._staged_streams:
                 # As the backlogs: a log whose write fails stays staged for the retry.
-                wrote = self._staged_streams[-1].flush(self._dirty_fds) or wrote
+                streams_wrote = self._staged_streams[-1].flush(self._dirty_fds) or streams_wrote
                 self._staged_streams.pop()
             self._write_acks()
         except OSError as exc:
@@ -453,6 +457,14 @@ class FileStore:
         generation = self.generation
         self.generation += 1
         self._written = generation
+        if streams_wrote and not wrote and not self._waiters:
+            # Stream appends no confirm or commit waits for: written to the OS already (a
+            # crash of this process loses none of them), fsynced within STREAM_SYNC_DELAY
+            # or as soon as someone waits, instead of an fsync per loop turn.
+            if not self._syncing and self._lazy_sync is None:
+                self._lazy_sync = self._loop.call_later(STREAM_SYNC_DELAY, self._sync_streams)
+            return
+        wrote = wrote or streams_wrote
         if not wrote and not self._syncing and self.synced < generation:
             # Nothing new to make durable: the group is as durable as the last one.
             if self._dirty_fds:
@@ -563,6 +575,8 @@ class FileStore:
             self._delete_segment(old)
 
     def _start_sync(self) -> None:
+        if self._closed:
+            return  # close() fsyncs what is left itself
         self._syncing = True
         generation = self._written
         fds = list(self._dirty_fds)
@@ -581,6 +595,11 @@ class FileStore:
             return
         self._finish_sync(generation)
         if self._written > generation:
+            self._start_sync()
+
+    def _sync_streams(self) -> None:
+        self._lazy_sync = None
+        if not self._syncing and self._dirty_fds:
             self._start_sync()
 
     def _start_sync_if_needed(self) -> None:
@@ -801,6 +820,10 @@ class FileStore:
                 self._write_acks()
             except OSError as exc:
                 log.error("could not write pending messages at shutdown: %s", exc)
+        if self._lazy_sync is not None:
+            self._lazy_sync.cancel()  # close fsyncs everything itself
+            self._lazy_sync = None
+        self._closed = True
         self._executor.shutdown(wait=True)
         for stream in self._streams.values():
             try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from warrenmq.broker.stream_args import Retention
-from warrenmq.broker.stream_log import Record, record_size, segments_to_drop
+from warrenmq.broker.stream_log import Record, segments_to_drop
 from warrenmq.store import stream_records as sr
 from warrenmq.store.records import MAGIC
 from warrenmq.store.stream_segment import Segment
@@ -85,7 +85,15 @@ class FileStreamLog:
         self._segments: list[Segment] = []
         self._firsts: list[int] = []  # each segment's first offset, for bisect
         self._write_fd = -1
-        self._pending: list[tuple[int, int, bytes, bytes, bytes]] = []  # offset, stamp, route, header, body
+        # Appended, not yet written: the records, where new segments start in them (buffer
+        # position, first offset, newest timestamp before it), and their index entries
+        # (offset, buffer position, timestamp); the size the segment being filled will
+        # have, and the position of its last index entry.
+        self._buf = bytearray()
+        self._rolls: list[tuple[int, int, int]] = []
+        self._new_index: list[tuple[int, int, int]] = []
+        self._next_size = 0
+        self._next_indexed = 0
         self._last_stamp = 0
         self._staged = False
         self.deleted = False
@@ -116,6 +124,8 @@ class FileStreamLog:
             self.size = sum(s.size for s in self._segments)
             self._last_stamp = max(s.newest for s in self._segments)
             self._write_fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+            self._next_size = last.size
+            self._next_indexed = last.positions[-1] if last.positions else 0
         return self
 
     def set_retention(self, retention: Retention) -> None:
@@ -124,64 +134,84 @@ class FileStreamLog:
     # -- appending ------------------------------------------------------------------------
 
     def append(self, route: bytes, header: bytes, body: bytes) -> None:
+        """Encode the record into the buffer the next flush writes.  Where the segment
+        rolls over and which records get index entries is decided here, on the sizes the
+        segments will have once written."""
         stamp = int(self.clock() * 1000)
         if stamp < self._last_stamp:
             stamp = self._last_stamp  # a clock stepping back must not unsort the log
+        offset = self.end
+        record = sr.encode(offset, stamp, route, header, body)
+        length = len(record)
+        size = self._next_size
+        buf = self._buf
+        if size and size + length > self.retention.segment_size:
+            self._rolls.append((len(buf), offset, self._last_stamp))  # a new segment from here
+            size = 0
+        if size == 0 or size - self._next_indexed >= sr.INDEX_BYTES:
+            self._new_index.append((offset, len(buf), stamp))
+            self._next_indexed = size
+        buf += record
+        self._next_size = size + length
         self._last_stamp = stamp
-        self._pending.append((self.end, stamp, route, header, body))
-        self.end += 1
-        self.size += record_size(route, header, body)
+        self.end = offset + 1
+        self.size += length
         if not self._staged:
             self._staged = True
             self.hooks.stage_stream(self)
 
     def flush(self, dirty: set[int]) -> bool:
-        """Write the pending records (the store calls this at the end of the loop turn);
-        the file written joins ``dirty`` for the group's fsync.  On a failed write nothing
-        of the failing segment's group is kept and the rest stays pending (OSError)."""
+        """Write the buffer (the store calls this at the end of the loop turn), one write
+        per segment; the file joins ``dirty`` for the group's fsync.  A failed write keeps
+        what it did not write for the store's retry (OSError)."""
         self._staged = False
-        pending = self._pending
-        if not pending or self.deleted:
+        buf = self._buf
+        if not buf or self.deleted:
             return False
-        limit = self.retention.segment_size
-        rolled = False
-        done = 0
+        rolls = self._rolls
+        index = self._new_index
+        done = 0  # bytes of the buffer written
+        parts = 0  # roll points passed
+        entries = 0  # index entries placed
         try:
-            while done < len(pending):
+            while True:
                 segment = self._active()
-                position = segment.size
-                pieces: list[bytes] = []
-                index: list[tuple[int, int, int]] = []
-                i = done
-                while i < len(pending):
-                    offset, stamp, route, header, body = pending[i]
-                    record = sr.encode(offset, stamp, route, header, body)
-                    if position and position + len(record) > limit:
-                        break  # this one starts the next segment
-                    indexed = index[-1][1] if index else segment.positions[-1] if segment.positions else -1
-                    if indexed < 0 or position - indexed >= sr.INDEX_BYTES:
-                        index.append((offset, position, stamp))
-                    pieces.append(record)
-                    position += len(record)
-                    i += 1
-                if pieces:
-                    self._write(segment, pieces[0] if len(pieces) == 1 else b"".join(pieces))
-                    for entry in index:
-                        segment.add_index(*entry)
-                    segment.write_index()
-                    segment.end = pending[i - 1][0] + 1
-                    segment.newest = pending[i - 1][1]
-                    self.written = segment.end
-                    done = i
-                if done < len(pending):
+                stop = rolls[parts][0] if parts < len(rolls) else len(buf)
+                base = segment.size - done  # buffer position -> segment position
+                view = memoryview(buf)
+                try:
+                    self._write(segment, view[done:stop])
+                finally:
+                    view.release()  # the buffer is resized below
+                while entries < len(index) and index[entries][1] < stop:
+                    offset, at, stamp = index[entries]
+                    segment.add_index(offset, base + at, stamp)
+                    entries += 1
+                segment.write_index()
+                if parts < len(rolls):
+                    _at, next_first, newest = rolls[parts]
+                    segment.end = self.written = next_first
+                    segment.newest = newest
+                    done = stop
+                    parts += 1
                     self._roll()
-                    rolled = True
+                    continue
+                segment.end = self.written = self.end
+                segment.newest = self._last_stamp
+                done = stop
+                break
         finally:
-            del pending[:done]
-            if pending and not self._staged:
-                self._staged = True  # what failed is written by the store's retry
+            if done == len(buf):
+                buf.clear()
+                rolls.clear()
+                index.clear()
+            else:  # keep what is left, positions shifted to the buffer's new start
+                del buf[:done]
+                self._rolls = [(at - done, first, newest) for at, first, newest in rolls[parts:]]
+                self._new_index = [(offset, at - done, stamp) for offset, at, stamp in index[entries:]]
+                self._staged = True  # the store keeps this log staged for its retry
         dirty.add(self._write_fd)
-        if rolled:
+        if parts:
             self._apply_retention()
         return True
 
@@ -196,17 +226,19 @@ class FileStreamLog:
         self._segments.append(segment)
         self._firsts.append(first)
 
-    def _write(self, segment: Segment, data: bytes) -> None:
+    def _write(self, segment: Segment, data: memoryview) -> None:
         fd = self._write_fd
         start = segment.size
         try:
-            written = os.write(fd, data)
-            while written < len(data):  # short write: finish it
-                written += os.write(fd, data[written:])
+            with data:
+                written = os.write(fd, data)
+                while written < len(data):  # short write: finish it
+                    written += os.write(fd, data[written:])
+                length = len(data)
         except OSError:
             os.ftruncate(fd, start)  # never leave half a group behind
             raise
-        segment.size = start + len(data)
+        segment.size = start + length
 
     def _roll(self) -> None:
         """The active segment is full: a new one starts at the next offset to write."""
@@ -373,7 +405,7 @@ class FileStreamLog:
                 if stamp >= timestamp_ms:
                     return offset
             return segment.offsets[k] if k < len(segment.offsets) else segment.end
-        for offset, stamp, _route, _header, _body in self._pending:
+        for _at, offset, stamp, _length in sr.scan(bytes(self._buf)):
             if stamp >= timestamp_ms:
                 return offset
         return self.end
@@ -393,7 +425,7 @@ class FileStreamLog:
 
     def delete(self) -> None:
         self.deleted = True
-        self._pending.clear()
+        self._buf.clear()
         if self._write_fd >= 0:
             self.hooks.close_later(self._write_fd)
             self._write_fd = -1
