@@ -26,6 +26,8 @@ THROUGHPUT = [
     "manual-ack-1000-multi",
     "persistent-confirm",
     "fanout-10",
+    "stream",
+    "stream-confirm",
 ]
 
 
@@ -53,7 +55,7 @@ def test_throughput_scenarios(name: str, broker_uri: str, broker_pid: int | None
     assert m["published"] > 0 and m["consumed"] > 0
     assert_all_delivered(m, SCENARIOS[name].options.get("fanout") or 1)
     assert m["tool_cpu_pct"] > 0
-    if name == "persistent-confirm":
+    if name in ("persistent-confirm", "stream-confirm"):
         assert m["confirmed_total"] == m["published_total"]
         assert m["nacked_total"] == 0
         assert m["confirm_rate"] > 0

@@ -130,3 +130,18 @@ def test_help_text_renders() -> None:
     from warrenmq.perf.options import build_parser
 
     assert "%2F" in build_parser().format_help()
+
+
+def test_queue_and_consumer_arguments_as_perftest_takes_them() -> None:
+    cfg = parse("--queue-args", "x-queue-type=stream,x-max-length-bytes=1000", "-ca", "x-stream-offset=first", "-q", "10")
+    assert cfg.queue_args == {"x-queue-type": "stream", "x-max-length-bytes": 1000}
+    assert cfg.consumer_args == {"x-stream-offset": "first"}
+    assert cfg.queue_type == "stream"
+
+
+def test_a_stream_consumer_needs_manual_acks_and_a_prefetch() -> None:
+    with pytest.raises(ConfigError, match="manual acks and a --qos"):
+        merge({"queue_args": {"x-queue-type": "stream"}, "auto_ack": True, "qos": 10})
+    with pytest.raises(ConfigError, match="manual acks and a --qos"):
+        merge({"queue_args": {"x-queue-type": "stream"}})
+    assert merge({"scenario": "stream"}).queue_type == "stream"

@@ -48,6 +48,8 @@ class PerfConfig:
     producer_processes: int | None = None
     consumer_processes: int | None = None
     interval: float = 1.0
+    queue_args: dict[str, Any] = field(default_factory=dict)  # x-queue-type=stream, ...
+    consumer_args: dict[str, Any] = field(default_factory=dict)  # x-stream-offset=first, ...
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,6 +63,10 @@ class PerfConfig:
     @property
     def queue_count(self) -> int:
         return self.fanout if self.fanout else self.queues
+
+    @property
+    def queue_type(self) -> str:
+        return str(self.queue_args.get("x-queue-type", "classic"))
 
     @property
     def timestamps(self) -> bool:
@@ -115,6 +121,10 @@ class PerfConfig:
             raise ConfigError("--backlog needs at least one producer")
         if self.broker_pid is not None and self.broker_pid <= 0:
             raise ConfigError("--broker-pid must be a process id")
+        if self.queue_type == "stream" and (self.auto_ack or not self.qos):
+            raise ConfigError("a stream consumer needs manual acks and a --qos (as RabbitMQ requires)")
+        if self.queue_type == "stream" and self.mode == "backlog":
+            raise ConfigError("--backlog drains queues; a stream keeps its messages")
         if not self.auto_ack and self.qos and self.multi_ack_every > self.qos:
             # The broker would stop delivering before we ever acked.
             raise ConfigError("--multi-ack-every must not exceed --qos")

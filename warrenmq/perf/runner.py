@@ -93,6 +93,7 @@ class RunContext:
                 ack_every=cfg.ack_every,
                 timestamps=cfg.timestamps,
                 consume_on_go=consume_on_go,
+                arguments=dict(cfg.consumer_args),
             )
             for j in range(n)
         ]

@@ -134,6 +134,40 @@ SCENARIOS: dict[str, Scenario] = {
             smoke=_SHORT,
         ),
         Scenario(
+            "stream",
+            "1 -> 1 stream queue (x-stream-offset first), 16 B, prefetch 1000, one multiple-ack every 100",
+            {
+                "producers": 1,
+                "consumers": 1,
+                "size": 16,
+                "qos": 1000,
+                "multi_ack_every": 100,
+                "queue_args": {"x-queue-type": "stream"},
+                "consumer_args": {"x-stream-offset": "first"},
+            },
+            _RATES,
+            smoke=_SHORT,
+        ),
+        Scenario(
+            "stream-confirm",
+            "as stream, with publisher confirms (window 256): a confirm means the message is on disk",
+            {
+                "producers": 1,
+                "consumers": 1,
+                "size": 16,
+                "confirm": 256,
+                "qos": 1000,
+                "multi_ack_every": 100,
+                "queue_args": {"x-queue-type": "stream"},
+                "consumer_args": {"x-stream-offset": "first"},
+            },
+            (
+                Headline("confirm_rate", "confirmed msg/s", "higher"),
+                Headline("consume_rate", "consume msg/s", "higher"),
+            ),
+            smoke=_SHORT,
+        ),
+        Scenario(
             "fanout-10",
             "1 producer -> fanout exchange -> 10 queues, 1 consumer each, 16 B, auto-ack",
             # Flat out, the queues fill faster than they drain: do not wait long.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from . import operations as ops
 from .config import PerfConfig
@@ -20,6 +21,11 @@ class Topology:
     queues: tuple[str, ...]
     exchange: str  # "" = the default exchange, routing key = queue name
     durable: bool
+    arguments: tuple[tuple[str, Any], ...] = ()  # queue arguments (x-queue-type...)
+
+    @property
+    def is_stream(self) -> bool:
+        return dict(self.arguments).get("x-queue-type") == "stream"
 
     @classmethod
     def plan(cls, cfg: PerfConfig, run_id: str | None = None) -> Topology:
@@ -28,7 +34,9 @@ class Topology:
         base = f"{cfg.queue_prefix}{run_id}"
         queues = tuple(f"{base}-q{i}" for i in range(cfg.queue_count))
         exchange = f"{base}-fanout" if cfg.fanout else ""
-        return cls(queues, exchange, cfg.persistent)
+        # Streams and quorum queues exist only durable.
+        durable = cfg.persistent or cfg.queue_type in ("stream", "quorum")
+        return cls(queues, exchange, durable, tuple(cfg.queue_args.items()))
 
     @property
     def deliveries_per_message(self) -> int:
@@ -63,9 +71,11 @@ async def declare(uri: str, topo: Topology) -> str:
     try:
         if topo.exchange:
             await ops.exchange_declare(conn, ADMIN_CHANNEL, topo.exchange, "fanout", durable=topo.durable)
+        arguments = dict(topo.arguments) or None
         for q in topo.queues:
-            await ops.queue_declare(conn, ADMIN_CHANNEL, q, durable=topo.durable)
-            await ops.queue_purge(conn, ADMIN_CHANNEL, q)
+            await ops.queue_declare(conn, ADMIN_CHANNEL, q, durable=topo.durable, arguments=arguments)
+            if not topo.is_stream:  # a stream refuses purges (and a new one is empty)
+                await ops.queue_purge(conn, ADMIN_CHANNEL, q)
             if topo.exchange:
                 await ops.queue_bind(conn, ADMIN_CHANNEL, q, topo.exchange)
         return broker_description(conn.server_properties)

@@ -55,6 +55,7 @@ class ConsumerPlan:
     ack_every: int = 1
     timestamps: bool = False
     consume_on_go: bool = False  # backlog: stay idle until told to drain
+    arguments: dict[str, Any] = field(default_factory=dict)  # e.g. x-stream-offset
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ class Worker:
     async def _consume(self, conn: AmqpConnection, cp: ConsumerPlan, index: int) -> None:
         for q in cp.queues:
             tag = f"warren-perf-{self.plan.name}-{index}-{q}"
-            await ops.basic_consume(conn, CHANNEL, q, tag, no_ack=cp.auto_ack)
+            await ops.basic_consume(conn, CHANNEL, q, tag, no_ack=cp.auto_ack, arguments=cp.arguments or None)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         for pub in self.publishers:
