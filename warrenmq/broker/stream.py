@@ -135,7 +135,13 @@ class Stream(Queue):
             consumer = reader.consumer
             if reader.next == offset and consumer.unacked < consumer.prefetch and consumer.target.active:
                 reader.next = offset + 1
-                self._deliver_one(consumer, offset, *entry)
+                delivery = Message(offset, message.exchange, message.routing_key, route, header, body)
+                delivery.queue = self
+                delivery.consumer = consumer
+                consumer.unacked += 1
+                consumer.delivered += 1
+                self.stats.deliver += 1
+                consumer.target.deliver(consumer, delivery)
                 return True
         self.dispatch()
         if not self.congested and self._backed_up(CONGESTED):
