@@ -133,7 +133,8 @@ def test_help_text_renders() -> None:
 
 
 def test_queue_and_consumer_arguments_as_perftest_takes_them() -> None:
-    cfg = parse("--queue-args", "x-queue-type=stream,x-max-length-bytes=1000", "-ca", "x-stream-offset=first", "-q", "10")
+    queue_args = "x-queue-type=stream,x-max-length-bytes=1000"
+    cfg = parse("--queue-args", queue_args, "-ca", "x-stream-offset=first", "-q", "10")
     assert cfg.queue_args == {"x-queue-type": "stream", "x-max-length-bytes": 1000}
     assert cfg.consumer_args == {"x-stream-offset": "first"}
     assert cfg.queue_type == "stream"
@@ -145,3 +146,6 @@ def test_a_stream_consumer_needs_manual_acks_and_a_prefetch() -> None:
     with pytest.raises(ConfigError, match="manual acks and a --qos"):
         merge({"queue_args": {"x-queue-type": "stream"}})
     assert merge({"scenario": "stream"}).queue_type == "stream"
+    with pytest.raises(ConfigError, match="x-stream-offset=first"):
+        merge({"queue_args": {"x-queue-type": "stream"}, "qos": 10, "backlog": 100})
+    assert merge({"scenario": "stream-read-1m"}).mode == "backlog"

@@ -123,8 +123,10 @@ class PerfConfig:
             raise ConfigError("--broker-pid must be a process id")
         if self.queue_type == "stream" and (self.auto_ack or not self.qos):
             raise ConfigError("a stream consumer needs manual acks and a --qos (as RabbitMQ requires)")
-        if self.queue_type == "stream" and self.mode == "backlog":
-            raise ConfigError("--backlog drains queues; a stream keeps its messages")
+        reads_backlog = self.mode == "backlog" and self.drain and self.consumers > 0
+        from_next = self.consumer_args.get("x-stream-offset", "next") == "next"
+        if self.queue_type == "stream" and reads_backlog and from_next:
+            raise ConfigError("reading a stream's backlog needs --consumer-args x-stream-offset=first")
         if not self.auto_ack and self.qos and self.multi_ack_every > self.qos:
             # The broker would stop delivering before we ever acked.
             raise ConfigError("--multi-ack-every must not exceed --qos")

@@ -168,6 +168,25 @@ SCENARIOS: dict[str, Scenario] = {
             smoke=_SHORT,
         ),
         Scenario(
+            "stream-read-1m",
+            "1,000,000 16 B messages appended to a stream, then read by a consumer from its first offset",
+            {
+                "backlog": 1_000_000,
+                "size": 16,
+                "qos": 1000,
+                "multi_ack_every": 100,
+                "queue_args": {"x-queue-type": "stream"},
+                "consumer_args": {"x-stream-offset": "first"},
+                "drain_timeout": 600.0,
+            },
+            (
+                Headline("backlog_publish_rate", "publish msg/s", "higher"),
+                Headline("drain_rate", "read from first msg/s", "higher"),
+                Headline("drain_rss_peak_bytes", "broker peak RSS while reading", "lower"),
+            ),
+            smoke={"backlog": 5000, "drain_timeout": 30.0, "settle_timeout": 0.5},
+        ),
+        Scenario(
             "fanout-10",
             "1 producer -> fanout exchange -> 10 queues, 1 consumer each, 16 B, auto-ack",
             # Flat out, the queues fill faster than they drain: do not wait long.
