@@ -157,7 +157,10 @@ class Stream(Queue):
         for it, so that one event loop shares its time between them.  A consumer reading
         the stream's history holds no one back until it is close to the end."""
         end = self.log.end
-        return any(limit < end - reader.next <= KEEPING_UP for reader in self._readers)
+        for reader in self._readers:  # noqa: SIM110 - asked per publish: a loop, not a generator
+            if limit < end - reader.next <= KEEPING_UP:
+                return True
+        return False
 
     def _trim_tail(self) -> None:
         """Forget the oldest tail messages the log can give back (never unwritten ones)."""
