@@ -26,7 +26,7 @@ from warrenmq.broker.message import Message
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import QueueSettings, queue_display
 from warrenmq.broker.stream_args import FIRST, LAST, NEXT, TIMESTAMP, StartAt, retention_from_arguments
-from warrenmq.broker.stream_log import MemoryStreamLog, StreamLog
+from warrenmq.broker.stream_log import MemoryStreamLog, Record, StreamLog
 
 if TYPE_CHECKING:
     from warrenmq.broker.consumer import Consumer
@@ -44,14 +44,16 @@ CONGESTED = 8_000
 
 
 class _Reader:
-    """A consumer's place in the stream."""
+    """A consumer's place in the stream; ``unread``: records read back but not delivered
+    (its channel stopped taking deliveries mid-batch), from ``unread[0]``."""
 
-    __slots__ = ("consumer", "cursor", "next")
+    __slots__ = ("consumer", "cursor", "next", "unread")
 
     def __init__(self, consumer: Consumer, next_offset: int, cursor: Any) -> None:
         self.consumer = consumer
         self.next = next_offset
         self.cursor = cursor
+        self.unread: list[Record] = []
 
 
 class Stream(Queue):
@@ -249,15 +251,24 @@ class Stream(Queue):
                 if not target.active:
                     return
                 continue
-            batch = log.read(reader.cursor, position, min(credit, READ_BATCH, base - position))
-            if not batch:
-                return  # nothing readable (damage skipped, or a gap): try again later
-            for offset, route, header, body in batch:
+            batch = reader.unread
+            if not batch or batch[0][0] != position:
+                # Kept when a batch was cut short, so that the cursor, already past it,
+                # need not seek back (a seek re-reads up to an index interval).
+                batch = log.read(reader.cursor, position, min(credit, READ_BATCH, base - position))
+                if not batch:
+                    return  # nothing readable (damage skipped, or a gap): try again later
+            for i, (offset, route, header, body) in enumerate(batch):
                 reader.next = offset + 1
                 exchange, routing_key = self._route(route)
                 self._deliver_one(consumer, offset, exchange, routing_key, route, header, body)
-                if not target.active:
-                    return
+                if not target.active or consumer.unacked >= consumer.prefetch:
+                    reader.unread = batch[i + 1 :]
+                    break
+            else:
+                reader.unread = []
+            if not target.active:
+                return
 
     def _route(self, route: bytes) -> tuple[str, str]:
         """Exchange and routing key of a record read back (consecutive records mostly share them)."""
