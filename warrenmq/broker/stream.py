@@ -109,10 +109,6 @@ class Stream(Queue):
     def display(self) -> str:
         return queue_display(self.name, self.vhost)
 
-    def committed_offset(self) -> int:
-        """The next offset to be appended."""
-        return self.log.end
-
     # -- publishing ----------------------------------------------------------------------
 
     def publish(self, message: Message) -> bool:
