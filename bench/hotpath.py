@@ -6,6 +6,7 @@ kernel noise.  Use it to compare implementations of the hot path; the end-to-end
 come from warren-perf.
 
     python bench/hotpath.py [--messages N] [--size B] [--ack] [--profile]
+    python bench/hotpath.py --stream --data-dir /tmp/x   # a stream queue, its log on disk
 """
 
 from __future__ import annotations
@@ -74,18 +75,35 @@ def publish_frames(queue: str, body: bytes, count: int) -> bytes:
     return frame * count
 
 
-async def run(messages: int, size: int, manual_ack: bool, profile: bool, prefetch: int, ack_every: int) -> None:
+async def run(
+    messages: int,
+    size: int,
+    manual_ack: bool,
+    profile: bool,
+    prefetch: int,
+    ack_every: int,
+    stream: bool = False,
+    data_dir: str = "",
+) -> None:
     loop = asyncio.get_running_loop()
-    node = Node(Settings(), loop)
+    node = Node(Settings(data_dir=data_dir) if data_dir else Settings(), loop)
+    if data_dir:
+        node.open_store()
     node.broker.ensure_default()
     pub_t, con_t = FakeTransport(), FakeTransport()
     publisher, consumer = Connection(node), Connection(node)
     handshake(publisher, pub_t)
     handshake(consumer, con_t)
-    consumer.data_received(method_frame(1, spec.QueueDeclare(queue="bench")))
+    if stream:  # a stream: durable, consumed from its first offset with manual acks
+        declare = spec.QueueDeclare(queue="bench", durable=True, arguments={"x-queue-type": "stream"})
+        consumer.data_received(method_frame(1, declare))
+        consume = spec.BasicConsume(queue="bench", consumer_tag="c", arguments={"x-stream-offset": "first"})
+    else:
+        consumer.data_received(method_frame(1, spec.QueueDeclare(queue="bench")))
+        consume = spec.BasicConsume(queue="bench", consumer_tag="c", no_ack=not manual_ack)
     if prefetch:
         consumer.data_received(method_frame(1, spec.BasicQos(0, prefetch, False)))
-    consumer.data_received(method_frame(1, spec.BasicConsume(queue="bench", consumer_tag="c", no_ack=not manual_ack)))
+    consumer.data_received(method_frame(1, consume))
     await asyncio.sleep(0)
     data = publish_frames("bench", b"x" * size, 1000)
     chunk = 256 * 1024
@@ -121,6 +139,7 @@ async def run(messages: int, size: int, manual_ack: bool, profile: bool, prefetc
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - start - client_time
+    node.store.close()  # waits for the store's fsync thread
     total = rounds * 1000
     print(
         f"{total} messages of {size} B, {'manual ack' if manual_ack else 'auto-ack'}: "
@@ -140,8 +159,15 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=0, help="basic.qos prefetch count (0: none)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--stream", action="store_true", help="a stream queue (implies --ack, prefetch 1000)")
+    parser.add_argument("--data-dir", default="", help="open a message store there (else none)")
     args = parser.parse_args()
-    coro = run(args.messages, args.size, args.ack, args.profile, args.prefetch, args.ack_every)
+    if args.stream:
+        args.ack = True
+        args.prefetch = args.prefetch or 1000
+    coro = run(
+        args.messages, args.size, args.ack, args.profile, args.prefetch, args.ack_every, args.stream, args.data_dir
+    )
     if args.uvloop:
         import uvloop
 

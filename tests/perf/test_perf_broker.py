@@ -26,6 +26,8 @@ THROUGHPUT = [
     "manual-ack-1000-multi",
     "persistent-confirm",
     "fanout-10",
+    "stream",
+    "stream-confirm",
 ]
 
 
@@ -53,7 +55,7 @@ def test_throughput_scenarios(name: str, broker_uri: str, broker_pid: int | None
     assert m["published"] > 0 and m["consumed"] > 0
     assert_all_delivered(m, SCENARIOS[name].options.get("fanout") or 1)
     assert m["tool_cpu_pct"] > 0
-    if name == "persistent-confirm":
+    if name in ("persistent-confirm", "stream-confirm"):
         assert m["confirmed_total"] == m["published_total"]
         assert m["nacked_total"] == 0
         assert m["confirm_rate"] > 0
@@ -85,15 +87,17 @@ def test_queued_memory_scenario(broker_uri: str, broker_pid: int | None) -> None
         assert m["bytes_per_message"] is not None
 
 
-def test_backlog_scenario(broker_uri: str, broker_pid: int | None) -> None:
-    report = run(broker_uri, broker_pid, scenario="backlog-1m")
+@pytest.mark.parametrize("name", ["backlog-1m", "stream-read-1m"])
+def test_backlog_scenario(name: str, broker_uri: str, broker_pid: int | None) -> None:
+    report = run(broker_uri, broker_pid, scenario=name)
     m = report.metrics
-    n = SCENARIOS["backlog-1m"].smoke["backlog"]
+    n = SCENARIOS[name].smoke["backlog"]
     assert m["published_total"] == n
     assert_all_delivered(m)
     assert m["drain_rate"] > 0 and m["backlog_publish_rate"] > 0
     if broker_pid is not None:
         assert m["broker_rss_peak_bytes"] >= m["broker_rss_before_bytes"] > 0
+        assert m["drain_rss_peak_bytes"] > 0
 
 
 @pytest.mark.parametrize("name", ["idle-connections", "connections-10k"])

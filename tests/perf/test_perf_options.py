@@ -161,3 +161,22 @@ def test_quorum_queue_option_and_scenarios() -> None:
 def test_several_uris_need_work_for_every_broker(given: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         merge({"uri": ["amqp://h1/%2F", "amqp://h2/%2F"], **given})
+
+
+def test_queue_and_consumer_arguments_as_perftest_takes_them() -> None:
+    queue_args = "x-queue-type=stream,x-max-length-bytes=1000"
+    cfg = parse("--queue-args", queue_args, "-ca", "x-stream-offset=first", "-q", "10")
+    assert cfg.queue_args == {"x-queue-type": "stream", "x-max-length-bytes": 1000}
+    assert cfg.consumer_args == {"x-stream-offset": "first"}
+    assert cfg.queue_type == "stream"
+
+
+def test_a_stream_consumer_needs_manual_acks_and_a_prefetch() -> None:
+    with pytest.raises(ConfigError, match="manual acks and a --qos"):
+        merge({"queue_args": {"x-queue-type": "stream"}, "auto_ack": True, "qos": 10})
+    with pytest.raises(ConfigError, match="manual acks and a --qos"):
+        merge({"queue_args": {"x-queue-type": "stream"}})
+    assert merge({"scenario": "stream"}).queue_type == "stream"
+    with pytest.raises(ConfigError, match="x-stream-offset=first"):
+        merge({"queue_args": {"x-queue-type": "stream"}, "qos": 10, "backlog": 100})
+    assert merge({"scenario": "stream-read-1m"}).mode == "backlog"

@@ -14,6 +14,7 @@ from typing import Any
 from warrenmq.amqp.errors import PreconditionFailed
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, TypedValue
 from warrenmq.broker.dedup_args import DedupSettings, dedup_settings, extension_arg_error
+from warrenmq.broker.stream_args import max_age_error
 
 MAX_EXPIRY = 4_294_967_295  # ms; RabbitMQ's limit for TTLs and expiries
 MAX_PRIORITY = 255
@@ -172,8 +173,16 @@ def _check(key: str, item: TypedValue, args: FieldTable) -> str | None:
     if key == "x-message-ttl":
         error = _int_error(item)
         return error if error is not None else _check_expiry(value)
-    if key in ("x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes"):
+    if key in (
+        "x-max-length",
+        "x-max-length-bytes",
+        "x-max-in-memory-length",
+        "x-max-in-memory-bytes",
+        "x-stream-max-segment-size-bytes",
+    ):
         return _check_non_neg(item)
+    if key == "x-max-age":
+        return max_age_error(item)
     if key == "x-delivery-limit":
         return None  # not validated by RabbitMQ: see settings_from_arguments
     if key == "x-max-priority":
@@ -243,9 +252,7 @@ def validate_declare(
             error = extension_arg_error(key, item)
             if error is not None:
                 raise _invalid(key, display, erl(error))
-    if queue_type == "stream":
-        raise PreconditionFailed(f"invalid arg 'x-queue-type' for {display}: stream queues are not supported")
-    if queue_type == "quorum":
+    if queue_type in ("quorum", "stream"):
         if auto_delete:
             raise PreconditionFailed(f"invalid property 'auto-delete' for {display}")
         if exclusive:

@@ -31,6 +31,8 @@ from warrenmq.broker.queue_args import (
     queue_display,
     validate_declare,
 )
+from warrenmq.broker.stream import Stream
+from warrenmq.broker.stream_log import StreamLog
 
 STANDARD_EXCHANGES = (
     ("amq.direct", "direct"),
@@ -91,6 +93,8 @@ class Storage(Protocol):
     """What a vhost needs from persistence (the node provides it)."""
 
     def queue_store(self, queue: Queue) -> QueueStore: ...
+
+    def stream_log(self, queue: Queue) -> StreamLog: ...
 
     def definitions_changed(self) -> None: ...
 
@@ -294,7 +298,8 @@ class VHost:
         # Only a new queue's arguments are validated: RabbitMQ compares a redeclaration with
         # the existing queue and reports the first difference instead.
         settings = validate_declare(arguments, name, self.name, durable, exclusive, auto_delete)
-        queue = Queue(
+        queue_class = Stream if settings.queue_type == "stream" else Queue
+        queue = queue_class(
             name,
             self.name,
             durable=durable,
@@ -317,7 +322,9 @@ class VHost:
         self._apply_queue_policy(queue)
         queue.arm_idle_expiry()
         if queue.durable and self.storage is not None:
-            if stored:
+            if stored and isinstance(queue, Stream):
+                queue.attach_log(self.storage.stream_log(queue))
+            elif stored:
                 queue.store = self.storage.queue_store(queue)
             self._changed()
 

@@ -30,6 +30,7 @@ from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import queue_display, validate_declare
+from warrenmq.broker.stream import Stream
 from warrenmq.broker.vhost import VHost
 from warrenmq.cluster import keys as records
 from warrenmq.cluster import wire
@@ -350,7 +351,8 @@ class Topology:
         if record.exclusive and owner is None:
             self.cluster.spawn(self.delete_record(record))  # its connection is gone already
             return
-        queue = Queue(
+        queue_class = Stream if record.type == "stream" else Queue
+        queue = queue_class(
             record.name,
             record.vhost,
             durable=record.durable,

@@ -339,6 +339,8 @@ def queue_json(
         out["idle_since"] = timestamp(q.idle_since)
     if q.type == "quorum":
         out.update(leader=q.leader or node, members=q.members or [node], online=q.online if q.members else [node])
+    elif q.type == "stream":
+        out.update(members=[node], online=[node])  # as RabbitMQ 3.10.8: no leader key
     else:
         out["storage_version"] = 1
     if q.owner is not None:

@@ -1,4 +1,5 @@
-"""Backlog mode: queue N messages with nobody consuming, then drain them.
+"""Backlog mode: queue N messages with nobody consuming, then drain them (from a stream:
+consumers read it from x-stream-offset first and it keeps its messages).
 
 Also measures broker memory per queued message (RSS delta / N), which is
 what the ``queued-memory`` scenario reports.
@@ -67,6 +68,9 @@ def run_backlog(ctx: RunContext) -> None:
         m["consumed_total"] = consumed
         m["drain_s"] = round(drained_at - start, 3)
         m["drain_rate"] = rate(consumed, drained_at - start)
+        if ctx.sampler is not None:
+            # What reading the backlog cost: a stream read from its start must not load it.
+            m["drain_rss_peak_bytes"] = ctx.sampler.peak(since=start, until=drained_at)
         pool.send(consumers, "stop")
         pool.wait_for(consumers, "done", DONE_GRACE)
     m["blocked"] = pool.totals()[BLOCKED]

@@ -185,9 +185,11 @@ def basic_qos(channel: int, prefetch_count: int, global_: bool = False) -> bytes
     return method_frame(channel, BASIC_QOS, struct.pack(">IH", 0, prefetch_count) + bits(global_))
 
 
-def basic_consume(channel: int, queue: str, consumer_tag: str, *, no_ack: bool) -> bytes:
+def basic_consume(
+    channel: int, queue: str, consumer_tag: str, *, no_ack: bool, arguments: Mapping[str, Any] | None = None
+) -> bytes:
     args = b"\x00\x00" + shortstr(queue) + shortstr(consumer_tag)
-    args += bits(False, no_ack, False, False) + table(None)
+    args += bits(False, no_ack, False, False) + table(arguments)
     return method_frame(channel, BASIC_CONSUME, args)
 
 

@@ -52,6 +52,8 @@ class PerfConfig:
     producer_processes: int | None = None
     consumer_processes: int | None = None
     interval: float = 1.0
+    queue_args: dict[str, Any] = field(default_factory=dict)  # x-queue-type=stream, ...
+    consumer_args: dict[str, Any] = field(default_factory=dict)  # x-stream-offset=first, ...
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,6 +71,10 @@ class PerfConfig:
     @property
     def queue_count(self) -> int:
         return self.fanout if self.fanout else self.queues
+
+    @property
+    def queue_type(self) -> str:
+        return str(self.queue_args.get("x-queue-type", "classic"))
 
     @property
     def timestamps(self) -> bool:
@@ -135,6 +141,12 @@ class PerfConfig:
                     raise ConfigError(f"{brokers} URIs need --{role} 0 or at least {brokers}")
         if self.broker_pid is not None and self.broker_pid <= 0:
             raise ConfigError("--broker-pid must be a process id")
+        if self.queue_type == "stream" and (self.auto_ack or not self.qos):
+            raise ConfigError("a stream consumer needs manual acks and a --qos (as RabbitMQ requires)")
+        reads_backlog = self.mode == "backlog" and self.drain and self.consumers > 0
+        from_next = self.consumer_args.get("x-stream-offset", "next") == "next"
+        if self.queue_type == "stream" and reads_backlog and from_next:
+            raise ConfigError("reading a stream's backlog needs --consumer-args x-stream-offset=first")
         if not self.auto_ack and self.qos and self.multi_ack_every > self.qos:
             # The broker would stop delivering before we ever acked.
             raise ConfigError("--multi-ack-every must not exceed --qos")

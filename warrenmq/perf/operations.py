@@ -61,10 +61,18 @@ async def basic_qos(conn: AmqpConnection, ch: int, prefetch_count: int) -> None:
     await conn.rpc(ch, c.basic_qos(ch, prefetch_count), c.BASIC_QOS_OK)
 
 
-async def basic_consume(conn: AmqpConnection, ch: int, queue: str, consumer_tag: str, *, no_ack: bool) -> None:
+async def basic_consume(
+    conn: AmqpConnection,
+    ch: int,
+    queue: str,
+    consumer_tag: str,
+    *,
+    no_ack: bool,
+    arguments: dict[str, Any] | None = None,
+) -> None:
     await conn.rpc(
         ch,
-        c.basic_consume(ch, queue, consumer_tag, no_ack=no_ack),
+        c.basic_consume(ch, queue, consumer_tag, no_ack=no_ack, arguments=arguments),
         c.BASIC_CONSUME_OK,
     )
 

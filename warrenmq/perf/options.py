@@ -6,6 +6,7 @@ Precedence: built-in defaults < ``--scenario`` < ``--smoke`` < explicit options.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,22 @@ def resolve_broker_pid(uri: str) -> int:
     if pid is None:
         raise ConfigError(f"--broker-pid auto: found no process listening on port {parsed.port}")
     return pid
+
+
+def _arguments(value: str) -> dict[str, Any]:
+    """PerfTest's ``key=value,key=value`` (integers and true/false typed, the rest strings)."""
+    out: dict[str, Any] = {}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{pair!r} is not key=value")
+        typed: Any = text
+        if re.fullmatch(r"-?[0-9]+", text):
+            typed = int(text)
+        elif text in ("true", "false"):
+            typed = text == "true"
+        out[key.strip()] = typed
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to let consumers catch up at the end (default 30)",
     )
     g.add_argument("--queue-prefix", help="prefix for queue and exchange names (default perf-)")
+    g.add_argument(
+        "--queue-args",
+        "-qa",
+        dest="queue_args",
+        type=_arguments,
+        help="queue arguments, e.g. x-queue-type=stream (durable queues for streams and quorum queues)",
+    )
+    g.add_argument(
+        "--consumer-args",
+        "-ca",
+        dest="consumer_args",
+        type=_arguments,
+        help="consumer arguments, e.g. x-stream-offset=first",
+    )
     m = p.add_argument_group("modes")
     m.add_argument(
         "--backlog",

@@ -49,6 +49,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "broker_rss_before_bytes": ("broker RSS before", "B"),
     "broker_rss_after_bytes": ("broker RSS after", "B"),
     "broker_rss_peak_bytes": ("broker RSS peak", "B"),
+    "drain_rss_peak_bytes": ("broker RSS peak while draining", "B"),
     "tool_cpu_pct": ("warren-perf CPU (100% = 1 core)", "%"),
     "drain_broker_cpu_pct": ("broker CPU while draining", "%"),
     "drain_tool_cpu_pct": ("warren-perf CPU while draining", "%"),

@@ -95,6 +95,7 @@ class RunContext:
                 timestamps=cfg.timestamps,
                 consume_on_go=consume_on_go,
                 uri=self.topo.uri_of(j),
+                arguments=dict(cfg.consumer_args),
             )
             for j in range(n)
         ]

@@ -23,7 +23,11 @@ class Topology:
     durable: bool
     # Queue i lives on uris[i % k]; its producers and consumers connect there.
     uris: tuple[str, ...] = ("",)
-    arguments: dict[str, Any] | None = None  # queue.declare arguments (x-queue-type)
+    arguments: tuple[tuple[str, Any], ...] = ()  # queue arguments (x-queue-type...)
+
+    @property
+    def is_stream(self) -> bool:
+        return dict(self.arguments).get("x-queue-type") == "stream"
 
     @classmethod
     def plan(cls, cfg: PerfConfig, run_id: str | None = None) -> Topology:
@@ -32,8 +36,12 @@ class Topology:
         base = f"{cfg.queue_prefix}{run_id}"
         queues = tuple(f"{base}-q{i}" for i in range(cfg.queue_count))
         exchange = f"{base}-fanout" if cfg.fanout else ""
-        arguments = {"x-queue-type": "quorum"} if cfg.quorum else None
-        return cls(queues, exchange, cfg.persistent or cfg.quorum, tuple(cfg.broker_uris), arguments)
+        arguments = dict(cfg.queue_args)
+        if cfg.quorum:
+            arguments.setdefault("x-queue-type", "quorum")
+        # Streams and quorum queues exist only durable.
+        durable = cfg.persistent or arguments.get("x-queue-type") in ("stream", "quorum")
+        return cls(queues, exchange, durable, tuple(cfg.broker_uris), tuple(arguments.items()))
 
     @property
     def deliveries_per_message(self) -> int:
@@ -86,9 +94,11 @@ async def declare(topo: Topology) -> str:
         try:
             if topo.exchange:
                 await ops.exchange_declare(conn, ADMIN_CHANNEL, topo.exchange, "fanout", durable=topo.durable)
+            arguments = dict(topo.arguments) or None
             for q in queues:
-                await ops.queue_declare(conn, ADMIN_CHANNEL, q, durable=topo.durable, arguments=topo.arguments)
-                await ops.queue_purge(conn, ADMIN_CHANNEL, q)
+                await ops.queue_declare(conn, ADMIN_CHANNEL, q, durable=topo.durable, arguments=arguments)
+                if not topo.is_stream:  # a stream refuses purges (and a new one is empty)
+                    await ops.queue_purge(conn, ADMIN_CHANNEL, q)
                 if topo.exchange:
                     await ops.queue_bind(conn, ADMIN_CHANNEL, q, topo.exchange)
             description = description or broker_description(conn.server_properties)

@@ -57,6 +57,7 @@ class ConsumerPlan:
     timestamps: bool = False
     consume_on_go: bool = False  # backlog: stay idle until told to drain
     uri: str = ""  # its broker when there are several ("" = the worker's)
+    arguments: dict[str, Any] = field(default_factory=dict)  # e.g. x-stream-offset
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ class Worker:
     async def _consume(self, conn: AmqpConnection, cp: ConsumerPlan, index: int) -> None:
         for q in cp.queues:
             tag = f"warren-perf-{self.plan.name}-{index}-{q}"
-            await ops.basic_consume(conn, CHANNEL, q, tag, no_ack=cp.auto_ack)
+            await ops.basic_consume(conn, CHANNEL, q, tag, no_ack=cp.auto_ack, arguments=cp.arguments or None)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         for pub in self.publishers:

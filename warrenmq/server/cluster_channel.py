@@ -18,16 +18,24 @@ from collections.abc import Callable
 from typing import Any
 
 from warrenmq.amqp import spec
-from warrenmq.amqp.errors import AMQPError, InternalError, NotFound
+from warrenmq.amqp.errors import AMQPError, InternalError, NotFound, NotImplementedAMQP, PreconditionFailed
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.queue import Queue
-from warrenmq.broker.queue_args import validate_declare
+from warrenmq.broker.queue_args import queue_display, validate_declare
 from warrenmq.cluster.cluster import Cluster
 from warrenmq.cluster.remote_queue import RemoteQueue
 from warrenmq.server import reply_to
 from warrenmq.server.channel import Channel
+
+
+def _stream_elsewhere(queue: RemoteQueue) -> AMQPError:
+    """Streams are not replicated: they are read on the node that holds them."""
+    return PreconditionFailed(
+        f"queue '{queue.name}' in vhost '{queue.vhost}' is a stream held by node {queue.leader}: "
+        "consume from it on that node"
+    )
 
 
 def _table(table: Any) -> FieldTable:
@@ -266,6 +274,9 @@ class ClusterChannel(Channel):
         if not isinstance(queue, RemoteQueue):
             super()._start_consumer(consumer, queue, nowait)
             return
+        if queue.settings.queue_type == "stream":
+            self.consumers.pop(consumer.tag, None)
+            raise _stream_elsewhere(queue)
         registered = self.cluster.consume(queue, consumer)
 
         def done(_: Any) -> None:
@@ -302,6 +313,8 @@ class ClusterChannel(Channel):
         if not isinstance(queue, RemoteQueue):
             super()._basic_get(m)
             return
+        if queue.settings.queue_type == "stream":  # refused wherever it is, as by the stream itself
+            raise NotImplementedAMQP(f"basic.get not supported by stream queues {queue_display(queue.name, queue.vhost)}")
 
         def got(result: Any) -> None:
             if result is None:

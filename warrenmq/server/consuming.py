@@ -23,13 +23,16 @@ from warrenmq.amqp.errors import (
 )
 from warrenmq.amqp.frames import FRAME_HEADER, body_frames, decode_properties, erlang_binary, replace_properties
 from warrenmq.amqp.values import INTEGER_TAGS, TYPE_NAMES, FieldTable, encode_shortstr
+from warrenmq.broker.consume_args import check_foreign_arguments
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import queue_display
+from warrenmq.broker.stream import Stream
 from warrenmq.server import reply_to
 from warrenmq.server.ack_timeouts import AckTimeouts, consumer_timeout
 from warrenmq.server.channel_base import ChannelBase
+from warrenmq.server.stream_consuming import consume_stream, refuse_stream_recover, refuse_stream_settlement
 
 _END_AND_HEADER = struct.Struct(">BBHI")  # previous frame's end byte + next frame header
 _TAG_REDELIVERED = struct.Struct(">QB")
@@ -215,11 +218,15 @@ class ConsumingMixin(ChannelBase):
         tag = m.consumer_tag or generated_tag()
         if tag in self.consumers:
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
+        if isinstance(queue, Stream):
+            consume_stream(self, m, queue, tag, args)
+            return
         if self.global_prefetch and queue.is_quorum:
             raise NotImplementedAMQP(f"{queue_display(queue.name, self.vhost.name)} does not support global qos")
-        args = m.arguments if isinstance(m.arguments, FieldTable) else FieldTable.of(m.arguments)
         priority = self._consumer_priority(args, queue)
         display = queue_display(queue.name, self.vhost.name)
+        check_foreign_arguments(queue.settings.queue_type, args, display)
         existing = queue.consumers()
         if existing and (m.exclusive or any(c.exclusive for c in existing)):
             raise AccessRefused(f"{display} in exclusive use")
@@ -361,9 +368,11 @@ class ConsumingMixin(ChannelBase):
         self.settle_or_defer("ack", m.delivery_tag, m.multiple, False)
 
     def _basic_reject(self, m: spec.BasicReject) -> None:
+        refuse_stream_settlement(self.unacked[t] for t in self._tags(m.delivery_tag, False))
         self.settle_or_defer("reject", m.delivery_tag, False, m.requeue)
 
     def _basic_nack(self, m: spec.BasicNack) -> None:
+        refuse_stream_settlement(self.unacked[t] for t in self._tags(m.delivery_tag, m.multiple))
         self.settle_or_defer("reject", m.delivery_tag, m.multiple, m.requeue)
 
     def settle_or_defer(self, kind: str, tag: int, multiple: bool, requeue: bool) -> None:
@@ -459,12 +468,14 @@ class ConsumingMixin(ChannelBase):
     def _basic_recover(self, m: spec.BasicRecover) -> None:
         if not m.requeue:
             raise NotImplementedAMQP("requeue=false")
+        refuse_stream_recover(self.unacked.values())
         self._requeue_all()
         self.send(spec.BasicRecoverOk())
 
     def _basic_recover_async(self, m: spec.BasicRecoverAsync) -> None:
         if not m.requeue:
             raise NotImplementedAMQP("requeue=false")
+        refuse_stream_recover(self.unacked.values())
         self._requeue_all()
 
     def _requeue_all(self) -> None:

@@ -27,6 +27,7 @@ from warrenmq.broker.delay import DelayStorage
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.paging import MemoryBudget, PagedFifo, TailEntries
 from warrenmq.broker.queue import Queue, QueueStore
+from warrenmq.broker.stream_log import StreamLog
 from warrenmq.broker.vhost import VHost
 from warrenmq.config import Settings
 from warrenmq.listen import listen_socket
@@ -204,6 +205,9 @@ class Node:
 
     def journal(self, kind: str, *key: str) -> DedupJournal | None:
         return self.store.journal(kind, *key)
+
+    def stream_log(self, queue: Queue) -> StreamLog:
+        return self.store.stream_log(queue)  # streams stay local, in cluster mode too
 
     def definitions_changed(self) -> None:
         if self.cluster is not None:

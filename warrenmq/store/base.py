@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from warrenmq.broker.delay import DelayStorage
     from warrenmq.broker.queue import Queue, QueueStore
+    from warrenmq.broker.stream_log import StreamLog
     from warrenmq.store.journal import Journal
 
 
@@ -61,6 +62,7 @@ class MessageStore(Protocol):
     def journal(self, kind: str, *key: str) -> Journal | None: ...
 
     def delay_store(self, vhost: str, name: str, durable: bool) -> DelayStorage | None: ...
+    def stream_log(self, queue: Queue) -> StreamLog: ...
 
     def save_definitions(self, definitions: dict[str, Any]) -> None: ...
 

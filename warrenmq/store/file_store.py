@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from warrenmq.broker.paging import TailEntries
 from warrenmq.store import records
 from warrenmq.store.base import RecoveredQueue, Recovery, SyncWaiter
 from warrenmq.store.journal import Journal
+from warrenmq.store.stream_file import FileStreamLog
 
 if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("warrenmq.store")
 
 _IOV_MAX = 1000
+STREAM_SYNC_DELAY = 0.2  # s: stream writes nobody waits for are fsynced this long after
 _OFFSET_MASK = (1 << 40) - 1
 
 
@@ -138,6 +141,8 @@ class FileStore:
         self._acks: dict[int, list[bytes]] = {}
         self._late_marks: list[tuple[FileQueueStore, Message]] = []  # delivered before written
         self._staged: list[Staged] = []
+        self._streams: dict[int, FileStreamLog] = {}  # by queue id
+        self._staged_streams: list[FileStreamLog] = []  # with appends to write this turn
         self._read_fds: dict[int, int] = {}
         self._commit_scheduled = False
         self._retry_pending = False
@@ -145,6 +150,8 @@ class FileStore:
         self._dirty_fds: set[int] = set()
         self._closing_fds: list[int] = []
         self._waiters: set[SyncWaiter] = set()
+        self._lazy_sync: Any = None  # the timer of a deferred fsync of stream writes
+        self._closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="warren-fsync")
         self._journals: dict[str, Journal] = {}
         self._journals_dirty: list[Journal] = []
@@ -193,6 +200,7 @@ class FileStore:
                 if "warren_id" in entry:
                     self._queue_ids[(entry["vhost"], entry["name"], "x")] = int(entry["warren_id"])
         known = set(self._queue_ids.values())
+        self._remove_orphan_streams(known)
         recovered: dict[int, RecoveredQueue] = {qid: RecoveredQueue() for qid in known}
         numbers = sorted(int(p.stem) for p in self.messages_dir.glob("*.seg"))
         max_seq = 0
@@ -498,6 +506,11 @@ class FileStore:
                 backlog = self._staged[-1]
                 backlog.flush_staging()  # raises on a full disk: it stays staged for the retry
                 self._staged.pop()
+            streams_wrote = False
+            while self._staged_streams:
+                # As the backlogs: a log whose write fails stays staged for the retry.
+                streams_wrote = self._staged_streams[-1].flush(self._dirty_fds) or streams_wrote
+                self._staged_streams.pop()
             self._write_acks()
             self._write_journals()
         except OSError as exc:
@@ -510,6 +523,14 @@ class FileStore:
         generation = self.generation
         self.generation += 1
         self._written = generation
+        if streams_wrote and not wrote and not self._waiters:
+            # Stream appends no confirm or commit waits for: written to the OS already (a
+            # crash of this process loses none of them), fsynced within STREAM_SYNC_DELAY
+            # or as soon as someone waits, instead of an fsync per loop turn.
+            if not self._syncing and self._lazy_sync is None:
+                self._lazy_sync = self._loop.call_later(STREAM_SYNC_DELAY, self._sync_streams)
+            return
+        wrote = wrote or streams_wrote
         if not wrote and not self._syncing and self.synced < generation:
             # Nothing new to make durable: the group is as durable as the last one.
             if self._dirty_fds:
@@ -657,6 +678,8 @@ class FileStore:
             self._delete_segment(old)
 
     def _start_sync(self) -> None:
+        if self._closed:
+            return  # close() fsyncs what is left itself
         self._syncing = True
         generation = self._written
         fds = list(self._dirty_fds)
@@ -675,6 +698,11 @@ class FileStore:
             return
         self._finish_sync(generation)
         if self._written > generation:
+            self._start_sync()
+
+    def _sync_streams(self) -> None:
+        self._lazy_sync = None
+        if not self._syncing and self._dirty_fds:
             self._start_sync()
 
     def _start_sync_if_needed(self) -> None:
@@ -850,6 +878,52 @@ class FileStore:
             self._acks.pop(segment.number, None)
             self._delete_segment(segment)
 
+    # -- streams --------------------------------------------------------------------------
+
+    def stream_log(self, queue: Queue) -> FileStreamLog:
+        """The log of a stream queue: its own segment files under ``streams/<queue id>``,
+        recovered if they are there (docs/storage.md says why a stream has its own)."""
+        key = (queue.vhost, queue.name)
+        queue_id = self._queue_ids.get(key)
+        if queue_id is None:
+            queue_id = self.next_queue_id
+            self.next_queue_id += 1
+            self._queue_ids[key] = queue_id
+        stream = FileStreamLog(self.directory / "streams" / str(queue_id), self).open()
+        stream.queue_id = queue_id
+        stream.key = key
+        self._streams[queue_id] = stream
+        return stream
+
+    def stage_stream(self, stream_log: FileStreamLog) -> None:
+        self._staged_streams.append(stream_log)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._call_soon(self._commit)
+
+    def close_later(self, fd: int) -> None:
+        """A stream's file it no longer writes: fsynced with the next group, then closed
+        (by the fsync thread, so that no fsync in flight sees the number reused)."""
+        self._closing_fds.append(fd)
+        self._dirty_fds.discard(fd)
+
+    def forget_stream(self, stream_log: FileStreamLog) -> None:
+        """A deleted stream: its id is free of it."""
+        self._streams.pop(stream_log.queue_id, None)
+        if self._queue_ids.get(stream_log.key) == stream_log.queue_id:
+            del self._queue_ids[stream_log.key]
+
+    def _remove_orphan_streams(self, known: set[int]) -> None:
+        """Stream directories no queue in the definitions owns (a crash between creating a
+        stream and saving the definitions): their ids may be handed out again."""
+        root = self.directory / "streams"
+        if not root.is_dir():
+            return
+        for path in root.iterdir():
+            if not path.name.isdigit() or int(path.name) not in known:
+                log.warning("removing %s: no stream queue owns it", path)
+                shutil.rmtree(path, ignore_errors=True)
+
     # -- housekeeping -------------------------------------------------------------------
 
     def _delete_segment(self, segment: Segment) -> None:
@@ -873,18 +947,30 @@ class FileStore:
         total = 0
         for segment in self._segments.values():
             total += segment.size
-        return total
+        return total + sum(stream.size for stream in self._streams.values())
 
     def close(self) -> None:
         """Write what is pending, fsync everything, release the lock."""
-        if self._commit_scheduled or self._pending or self._acks or self._journals_dirty:
+        if self._commit_scheduled or self._pending or self._acks or self._journals_dirty or self._staged_streams:
             try:
                 self._write_messages()
+                for stream in self._staged_streams:
+                    stream.flush(self._dirty_fds)
+                self._staged_streams.clear()
                 self._write_acks()
                 self._write_journals()
             except OSError as exc:
                 log.error("could not write pending messages at shutdown: %s", exc)
+        if self._lazy_sync is not None:
+            self._lazy_sync.cancel()  # close fsyncs everything itself
+            self._lazy_sync = None
+        self._closed = True
         self._executor.shutdown(wait=True)
+        for stream in self._streams.values():
+            try:
+                stream.close()
+            except OSError as exc:
+                log.error("could not close stream %s: %s", stream.directory, exc)
         fds = [self._fd, *self._closing_fds] + [s.ack_fd for s in self._segments.values() if s.ack_fd >= 0]
         fds += [j.fd for j in self._journals.values() if j.fd >= 0]
         for fd in fds:

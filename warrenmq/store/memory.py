@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from warrenmq.broker.stream_log import MemoryStreamLog
 from warrenmq.store.base import Recovery, SyncWaiter
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class MemoryStore:
 
     def delay_store(self, vhost: str, name: str, durable: bool) -> None:
         return None  # a delayed exchange then keeps its messages in memory
+
+    def stream_log(self, queue: Queue) -> MemoryStreamLog:
+        return MemoryStreamLog()  # a node without persistence keeps streams in memory
 
     def save_definitions(self, definitions: dict[str, Any]) -> None:
         pass

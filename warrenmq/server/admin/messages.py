@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from warrenmq import admin
 from warrenmq.amqp import spec
+from warrenmq.amqp.errors import AMQPError
 from warrenmq.amqp.frames import content_header, decode_properties, peek_delivery
 from warrenmq.amqp.values import FieldTable
 from warrenmq.broker.message import Message, encode_route
@@ -96,7 +97,11 @@ class MessageOps(AdminBase):
         taken: list[Message] = []
         out: list[admin.GotMessage] = []
         for _ in range(max(0, count)):
-            message = q.get(no_ack)
+            try:
+                message = q.get(no_ack)
+            except AMQPError as exc:
+                # As RabbitMQ's API: the code the AMQP get failed with, then its text (a stream).
+                raise admin.BadRequest(f"{exc.reply_code} {exc.explanation}") from None
             if message is None:
                 break
             if not no_ack:

@@ -26,7 +26,8 @@ class MoveOps(AdminBase):
             raise admin.BadRequest("the destination is the queue itself")
         moved = 0
         while moved < count:
-            message = source.get(False)
+            with amqp_errors():  # a stream refuses gets: 400, as its purge
+                message = source.get(False)
             if message is None:
                 break
             if not target.publish(message.copy()):
