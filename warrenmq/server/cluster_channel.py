@@ -314,7 +314,8 @@ class ClusterChannel(Channel):
             super()._basic_get(m)
             return
         if queue.settings.queue_type == "stream":  # refused wherever it is, as by the stream itself
-            raise NotImplementedAMQP(f"basic.get not supported by stream queues {queue_display(queue.name, queue.vhost)}")
+            display = queue_display(queue.name, queue.vhost)
+            raise NotImplementedAMQP(f"basic.get not supported by stream queues {display}")
 
         def got(result: Any) -> None:
             if result is None:
