@@ -150,3 +150,31 @@ def test_a_classic_queue_whose_node_dies_cancels_its_consumers_and_keeps_its_mes
         assert bodies == [b"0", b"1", b"2", b"3", b"4"]
     finally:
         here.close()
+
+
+def test_a_stream_lives_on_its_node_and_takes_publishes_from_any(two: tuple[Conn, Conn], name: str) -> None:
+    """Streams are not replicated: one is read on the node that holds it (the declaring one);
+    publishes from another node reach it, and consuming elsewhere is refused with a 406 that
+    names the node."""
+    home, away = two
+    home.channel().queue_declare(name, durable=True, arguments={"x-queue-type": "stream"})
+    publisher = away.channel()
+    publisher.confirm_delivery()
+    for i in range(5):
+        publisher.basic_publish("", name, b"%d" % i)
+    ch = home.channel()
+    ch.basic_qos(prefetch_count=10)
+    got: list[tuple[bytes, int]] = []
+
+    def take(c: Any, method: Any, props: Any, body: bytes) -> None:
+        got.append((body, props.headers["x-stream-offset"]))
+        c.basic_ack(method.delivery_tag)
+
+    ch.basic_consume(name, take, arguments={"x-stream-offset": "first"})
+    pump(home, lambda: len(got) == 5)
+    assert [b for b, _ in got] == [b"0", b"1", b"2", b"3", b"4"]
+    elsewhere = away.channel()
+    elsewhere.basic_qos(prefetch_count=10)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        elsewhere.basic_consume(name, lambda *a: None, arguments={"x-stream-offset": "first"})
+    assert refused.value.reply_code == 406 and "consume from it on that node" in refused.value.reply_text

@@ -70,7 +70,7 @@ def test_topology_gives_every_queue_a_worker() -> None:
 def test_topology_over_several_brokers_keeps_each_workers_queues_on_its_broker() -> None:
     uris = ["amqp://h1/%2F", "amqp://h2/%2F", "amqp://h3/%2F"]
     topo = Topology.plan(PerfConfig(uris=uris, queues=6, quorum=True), run_id="t")
-    assert topo.durable and topo.arguments == {"x-queue-type": "quorum"}
+    assert topo.durable and dict(topo.arguments) == {"x-queue-type": "quorum"}
     assert topo.by_broker() == [
         (uris[0], ("perf-t-q0", "perf-t-q3")),
         (uris[1], ("perf-t-q1", "perf-t-q4")),
