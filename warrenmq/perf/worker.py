@@ -9,6 +9,7 @@ go through a shared array of int64 the parent can read at any time.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import time
 from array import array
@@ -188,6 +189,9 @@ class Worker:
         return await self.commands.get()
 
     def _send(self, kind: str, payload: dict[str, Any]) -> None:
+        # The event loop watches the pipe for commands, which leaves its descriptor
+        # non-blocking: a large send (the final latency samples) then failed with EAGAIN.
+        os.set_blocking(self.pipe.fileno(), True)
         self.pipe.send((kind, payload))
 
     async def _connect(self, role: str, index: int, uri: str = "") -> AmqpConnection:
