@@ -103,6 +103,33 @@ def classic_spread(duration: float, queues: int) -> dict[str, Any]:
     }
 
 
+def classic_persistent(duration: float, queues: int) -> dict[str, Any]:
+    """The same queues with persistent messages and confirms (window 256 per producer): the
+    window bounds the backlog, so no rate limit is needed; the confirm rate is the figure."""
+    load = ["-x", str(queues), "-y", str(queues), "--queues", str(queues), "-s", "16", "-q", "1000",
+            "--multi-ack-every", "100", "-f", "persistent", "-c", "256", "-z", str(duration),
+            "--producer-processes", "2", "--consumer-processes", "2"]  # fmt: skip
+    out: dict[str, Any] = {}
+    for label, nodes in (("one_node", 1), ("two_nodes", 2)):
+        local = cluster(nodes, standalone=nodes == 1)
+        try:
+            uris = [a for node in local.nodes for a in ("--uri", uri(node.port))]
+            result, cmd = perf([*uris, "--queue-prefix", f"persist{nodes}-", *load])
+        finally:
+            local.stop()
+        m = result.get("metrics", {})
+        out[label] = {
+            "confirm_rate": figure(result, "confirm_rate"),
+            "consume_rate": figure(result, "consume_rate"),
+            "tool_cpu_pct": m.get("tool_cpu_pct"),
+            "machine_cpu_pct": m.get("machine_cpu_pct"),
+            "command": cmd,
+        }
+    one, two = out["one_node"]["confirm_rate"], out["two_nodes"]["confirm_rate"]
+    out["ratio"] = two / one if one else 0.0
+    return out
+
+
 def quorum(duration: float, rabbit: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     three = cluster(3, standalone=False)
@@ -149,6 +176,8 @@ def main() -> int:
     if not a.skip_classic:
         report["classic_spread"] = classic_spread(a.duration, a.queues)
         print(json.dumps(report["classic_spread"], indent=1), flush=True)
+        report["classic_persistent"] = classic_persistent(a.duration, a.queues)
+        print(json.dumps(report["classic_persistent"], indent=1), flush=True)
     if not a.skip_quorum:
         report["quorum"] = quorum(a.duration, a.rabbit)
         print(json.dumps(report["quorum"], indent=1), flush=True)
@@ -169,6 +198,24 @@ def main() -> int:
             f"| 2-node cluster | {c['two_nodes']['consume_rate']:,.0f} | {c['two_nodes']['publish_rate']:,.0f} |",
             "",
             f"Ratio (2 nodes / 1 node, consumed): **{c['ratio']:.2f}x**",
+            "",
+            f"    {c['one_node']['command']}",
+            f"    {c['two_nodes']['command']}",
+            "",
+        ]
+    if "classic_persistent" in report:
+        c = report["classic_persistent"]
+        lines += [
+            f"## {a.queues} classic queues, persistent messages, confirms (window 256)",
+            "",
+            "| run | confirmed msg/s | whole machine CPU | warren-perf CPU |",
+            "| --- | ---: | ---: | ---: |",
+            f"| 1 node | {c['one_node']['confirm_rate']:,.0f} | {c['one_node']['machine_cpu_pct']}% | "
+            f"{c['one_node']['tool_cpu_pct']}% |",
+            f"| 2-node cluster | {c['two_nodes']['confirm_rate']:,.0f} | {c['two_nodes']['machine_cpu_pct']}% | "
+            f"{c['two_nodes']['tool_cpu_pct']}% |",
+            "",
+            f"Ratio (2 nodes / 1 node, confirmed): **{c['ratio']:.2f}x**",
             "",
             f"    {c['one_node']['command']}",
             f"    {c['two_nodes']['command']}",
