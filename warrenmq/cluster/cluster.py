@@ -38,6 +38,7 @@ from warrenmq.cluster.topology import Topology
 from warrenmq.listen import listen_socket
 from warrenmq.server import reply_to
 from warrenmq.store.base import RecoveredQueue
+from warrenmq.store.memory import NullQueueStore
 
 if TYPE_CHECKING:
     from warrenmq.server.node import Node
@@ -48,25 +49,6 @@ REPLY_KEY = b"\x00reply:"  # a PUBLISH "queue" that is a direct reply-to address
 STATS_INTERVAL = 2.0  # s between reports of a node's queues to the others
 PROPAGATION_WAIT = 2.0  # s a definitions write waits at most for the other nodes to apply it
 _DIAL_BACKOFF = (0.05, 1.0)
-
-
-class _NullHandle:
-    """A store handle where nothing is stored (a node without persistence)."""
-
-    def append(self, message: Message) -> None:
-        pass
-
-    def ack(self, message: Message) -> None:
-        pass
-
-    def delivered(self, message: Message) -> None:
-        pass
-
-    def purge(self) -> None:
-        pass
-
-    def delete(self) -> None:
-        pass
 
 
 class Cluster:
@@ -420,7 +402,7 @@ class Cluster:
 
     def store_handle(self, vhost: str, name: str) -> Any:
         handle = getattr(self.node.store, "handle", None)
-        return handle(vhost, name) if handle is not None else _NullHandle()
+        return handle(vhost, name) if handle is not None else NullQueueStore()
 
     def take_recovered(self, vhost: str, name: str) -> RecoveredQueue | None:
         queue_id = getattr(self.node.store, "queue_id_for", None)

@@ -285,9 +285,7 @@ class Channel(PublishingMixin, ConsumingMixin):
         source = self.vhost.exchange(m.source)  # as RabbitMQ, a missing source is named first
         self._check_topic_read(source, m.routing_key)
         destination = self.vhost.exchange(m.destination)
-        self.vhost.bind(destination, m.source, m.routing_key, _table(m.arguments))
-        if not m.nowait:
-            self.send(spec.ExchangeBindOk())
+        self._bind(m, destination, m.source, _table(m.arguments), spec.ExchangeBindOk())
 
     def _exchange_unbind(self, m: spec.ExchangeUnbind) -> None:
         if not m.destination or not m.source:
@@ -298,10 +296,20 @@ class Channel(PublishingMixin, ConsumingMixin):
         if source is not None:
             self._check_topic_read(source, m.routing_key)
         destination = self.vhost.exchanges.get(m.destination)
-        if destination is not None:  # as RabbitMQ: unbinding a missing exchange is fine
-            self.vhost.unbind(destination, m.source, m.routing_key, _table(m.arguments))
-        if not m.nowait:
-            self.send(spec.ExchangeUnbindOk())
+        self._unbind(m, destination, m.source, _table(m.arguments), spec.ExchangeUnbindOk())
+
+    def _bind(self, m: Any, destination: Any, source: str, args: FieldTable, ok: spec.Method) -> None:
+        """Make a binding the checks allowed (a cluster node's channel writes it to etcd)."""
+        self.vhost.bind(destination, source, m.routing_key, args)
+        if not getattr(m, "nowait", False):
+            self.send(ok)
+
+    def _unbind(self, m: Any, destination: Any, source: str, args: FieldTable, ok: spec.Method) -> None:
+        """Remove a binding (a missing destination or binding is fine, as in RabbitMQ)."""
+        if destination is not None:
+            self.vhost.unbind(destination, source, m.routing_key, args)
+        if not getattr(m, "nowait", False):
+            self.send(ok)
 
     def _check_topic_read(self, source: Any, routing_key: str) -> None:
         """Topic permissions: binding to a topic exchange reads its binding key."""
@@ -370,9 +378,7 @@ class Channel(PublishingMixin, ConsumingMixin):
         source = self.vhost.exchange(m.exchange)
         queue = self.vhost.queue(name, self.conn)
         self._check_topic_read(source, m.routing_key)
-        self.vhost.bind(queue, m.exchange, m.routing_key, _table(m.arguments))
-        if not m.nowait:
-            self.send(spec.QueueBindOk())
+        self._bind(m, queue, m.exchange, _table(m.arguments), spec.QueueBindOk())
 
     def _queue_unbind(self, m: spec.QueueUnbind) -> None:
         name = self._queue_name(m.queue)
@@ -382,18 +388,17 @@ class Channel(PublishingMixin, ConsumingMixin):
         if source is not None:
             self._check_topic_read(source, m.routing_key)
         queue = self.vhost.queues.get(name)
+        arguments = _table(m.arguments)
         if queue is not None:  # as RabbitMQ: unbinding a missing queue is fine
-            arguments = _table(m.arguments)
             if queue.exclusive_owner not in (None, self.conn) and self.vhost.has_binding(
                 queue, m.exchange, m.routing_key, arguments
             ):
                 # RabbitMQ 3.10.8 checks another connection's exclusive queue only when the
                 # binding exists: removing it is 405, removing a missing one is unbind-ok.
                 self.vhost.queue(name, self.conn)
-            self.vhost.unbind(queue, m.exchange, m.routing_key, arguments)
         elif not m.exchange:
             self._default_exchange_refused()
-        self.send(spec.QueueUnbindOk())
+        self._unbind(m, queue, m.exchange, arguments, spec.QueueUnbindOk())
 
     def _queue_purge(self, m: spec.QueuePurge) -> None:
         name = self._queue_name(m.queue)

@@ -98,53 +98,30 @@ class ClusterChannel(Channel):
         write = self.cluster.write(self.cluster.topology.delete_exchange(self.vhost.name, exchange))
         self.after(write, m.INDEX, lambda _: None if m.nowait else self.send(spec.ExchangeDeleteOk()))
 
-    def _exchange_bind(self, m: spec.ExchangeBind) -> None:
-        if not m.destination or not m.source:
-            self._default_exchange_refused()
-        self.check_write("exchange", m.destination)
-        self.check_read("exchange", m.source)
-        source = self.vhost.exchange(m.source)
-        self._check_topic_read(source, m.routing_key)
-        destination = self.vhost.exchange(m.destination)
-        self._bind(m, destination, "exchange", m.source, m.routing_key, _table(m.arguments), spec.ExchangeBindOk())
-
-    def _exchange_unbind(self, m: spec.ExchangeUnbind) -> None:
-        if not m.destination or not m.source:
-            self._default_exchange_refused()
-        self.check_write("exchange", m.destination)
-        self.check_read("exchange", m.source)
-        source = self.vhost.exchanges.get(m.source)
-        if source is not None:
-            self._check_topic_read(source, m.routing_key)
-        destination = self.vhost.exchanges.get(m.destination)
-        self._unbind(m, destination, "exchange", m.source, m.routing_key, _table(m.arguments), spec.ExchangeUnbindOk())
-
-    def _bind(
-        self, m: Any, destination: Any, kind: str, source: str, key: str, args: FieldTable, ok: spec.Method
-    ) -> None:
+    def _bind(self, m: Any, destination: Any, source: str, args: FieldTable, ok: spec.Method) -> None:
         self.vhost.check_bind(source, args)
         nowait = getattr(m, "nowait", False)
-        if self.vhost.has_binding(destination, source, key, args):
+        if self.vhost.has_binding(destination, source, m.routing_key, args):
             if not nowait:
                 self.send(ok)
             return
+        kind = "exchange" if isinstance(destination, Exchange) else "queue"
         write = self.cluster.write(
-            self.cluster.topology.bind(self.vhost.name, source, kind, destination.name, key, args)
+            self.cluster.topology.bind(self.vhost.name, source, kind, destination.name, m.routing_key, args)
         )
         self.after(write, m.INDEX, lambda _: None if nowait else self.send(ok))
 
-    def _unbind(
-        self, m: Any, destination: Any, kind: str, source: str, key: str, args: FieldTable, ok: spec.Method
-    ) -> None:
+    def _unbind(self, m: Any, destination: Any, source: str, args: FieldTable, ok: spec.Method) -> None:
         nowait = getattr(m, "nowait", False)
-        if destination is None or not self.vhost.has_binding(destination, source, key, args):
+        if destination is None or not self.vhost.has_binding(destination, source, m.routing_key, args):
             if not nowait:
                 self.send(ok)
             return
         exchange = self.vhost.exchanges.get(source)
         auto_delete = exchange is not None and exchange.auto_delete
+        kind = "exchange" if isinstance(destination, Exchange) else "queue"
         write = self.cluster.write(
-            self.cluster.topology.unbind(self.vhost.name, source, kind, destination.name, key, args)
+            self.cluster.topology.unbind(self.vhost.name, source, kind, destination.name, m.routing_key, args)
         )
 
         def done(_: Any) -> None:
@@ -209,36 +186,6 @@ class ClusterChannel(Channel):
             self.after(query, m.INDEX, counted)
         elif not m.nowait:
             self.send(spec.QueueDeclareOk(queue.name, queue.message_count, queue.consumer_count))
-
-    def _queue_bind(self, m: spec.QueueBind) -> None:
-        name = self._queue_name(m.queue)
-        self.check_write("queue", name)
-        if not m.exchange:
-            self._default_exchange_refused()
-        self.check_read("exchange", m.exchange)
-        source = self.vhost.exchange(m.exchange)
-        queue = self.vhost.queue(name, self.conn)
-        self._check_topic_read(source, m.routing_key)
-        self._bind(m, queue, "queue", m.exchange, m.routing_key, _table(m.arguments), spec.QueueBindOk())
-
-    def _queue_unbind(self, m: spec.QueueUnbind) -> None:
-        name = self._queue_name(m.queue)
-        self.check_write("queue", name)
-        self.check_read("exchange", m.exchange)
-        source = self.vhost.exchanges.get(m.exchange) if m.exchange else None
-        if source is not None:
-            self._check_topic_read(source, m.routing_key)
-        queue = self.vhost.queues.get(name)
-        args = _table(m.arguments)
-        if queue is None and not m.exchange:
-            self._default_exchange_refused()
-        if (
-            queue is not None
-            and queue.exclusive_owner not in (None, self.conn)
-            and self.vhost.has_binding(queue, m.exchange, m.routing_key, args)
-        ):
-            self.vhost.queue(name, self.conn)  # 405, as the single node
-        self._unbind(m, queue, "queue", m.exchange, m.routing_key, args, spec.QueueUnbindOk())
 
     def _queue_purge(self, m: spec.QueuePurge) -> None:
         name = self._queue_name(m.queue)
@@ -331,4 +278,3 @@ class ClusterChannel(Channel):
         self.after(self.cluster.get(queue, m.no_ack), m.INDEX, got)
 
 
-__all__ = ["ClusterChannel", "Exchange"]

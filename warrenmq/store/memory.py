@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from warrenmq.broker.queue import Queue
 
 
-class _NullQueueStore:
+class NullQueueStore:
+    """A queue's store handle where nothing is stored."""
+
     __slots__ = ()
 
     def append(self, message: Message) -> None:
@@ -48,8 +50,8 @@ class MemoryStore:
     def open(self) -> Recovery:
         return Recovery(definitions=None, queues={})
 
-    def queue_store(self, queue: Queue) -> _NullQueueStore:
-        return _NullQueueStore()
+    def queue_store(self, queue: Queue) -> NullQueueStore:
+        return NullQueueStore()
 
     def queue_id(self, queue: Queue) -> int | None:
         return None
