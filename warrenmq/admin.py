@@ -371,8 +371,6 @@ class Admin(Protocol):
         """rabbitmqctl set_disk_free_limit (bytes, or a multiple of RAM)."""
         ...
 
-    def aliveness_test(self, vhost: str, as_user: str | None = None) -> None: ...
-
     def authenticate(self, username: str, password: str, remote_address: str) -> UserInfo: ...
 
     def user_vhosts(self, username: str) -> list[str]:
@@ -397,22 +395,6 @@ class Admin(Protocol):
 
     def exchange(self, vhost: str, name: str) -> ExchangeInfo: ...
 
-    def declare_exchange(
-        self,
-        vhost: str,
-        name: str,
-        type_: str,
-        durable: bool,
-        auto_delete: bool,
-        internal: bool,
-        arguments: dict[str, Any],
-        as_user: str | None = None,
-    ) -> bool:
-        """True when created, False when it existed (and is equivalent)."""
-        ...
-
-    def delete_exchange(self, vhost: str, name: str, if_unused: bool = False, as_user: str | None = None) -> None: ...
-
     def queues(self, vhost: str | None = None) -> list[QueueInfo]: ...
 
     def queue(self, vhost: str, name: str) -> QueueInfo: ...
@@ -425,51 +407,9 @@ class Admin(Protocol):
         """Snapshots of these queues, in this order; those gone are left out."""
         ...
 
-    def declare_queue(
-        self,
-        vhost: str,
-        name: str,
-        durable: bool,
-        auto_delete: bool,
-        arguments: dict[str, Any],
-        as_user: str | None = None,
-    ) -> bool:
-        """True when created, False when it existed (and is equivalent)."""
-        ...
-
-    def delete_queue(
-        self, vhost: str, name: str, if_unused: bool = False, if_empty: bool = False, as_user: str | None = None
-    ) -> int:
-        """The number of ready messages the queue held."""
-        ...
-
-    def purge_queue(self, vhost: str, name: str, as_user: str | None = None) -> int: ...
-
     def bindings(self, vhost: str | None = None) -> list[BindingInfo]:
         """Every binding, the default exchange's implicit ones included (as RabbitMQ lists them)."""
         ...
-
-    def bind(
-        self,
-        vhost: str,
-        source: str,
-        destination_type: str,
-        destination: str,
-        routing_key: str,
-        arguments: dict[str, Any],
-        as_user: str | None = None,
-    ) -> None: ...
-
-    def unbind(
-        self,
-        vhost: str,
-        source: str,
-        destination_type: str,
-        destination: str,
-        routing_key: str,
-        arguments: dict[str, Any],
-        as_user: str | None = None,
-    ) -> None: ...
 
     # messages
     def publish(
@@ -483,10 +423,6 @@ class Admin(Protocol):
     ) -> bool:
         """True when routed to at least one queue."""
         ...
-
-    def get_messages(
-        self, vhost: str, queue: str, count: int, ackmode: str, as_user: str | None = None
-    ) -> list[GotMessage]: ...
 
     def move_messages(self, vhost: str, queue: str, destination: str, count: int, as_user: str | None = None) -> int:
         """Move up to ``count`` ready messages from the head of ``queue`` to the back of
@@ -574,8 +510,6 @@ class Admin(Protocol):
     # definitions
     def export_definitions(self, vhost: str | None = None) -> dict[str, Any]: ...
 
-    def import_definitions(self, doc: dict[str, Any], vhost: str | None = None) -> None: ...
-
     # cluster mode (see the module's docstring)
     def cluster(self) -> ClusterInfo | None:
         """The cluster this node is a member of; None for a single node."""
@@ -586,6 +520,8 @@ class Admin(Protocol):
         limits reached the cluster (raises ``Unavailable`` if they could not)."""
         ...
 
+    # Changes: asynchronous, as a cluster node writes them to etcd (or asks the queue's
+    # leader) before it answers; a single node makes them at once.
     async def declare_exchange_async(
         self,
         vhost: str,
@@ -596,7 +532,9 @@ class Admin(Protocol):
         internal: bool,
         arguments: dict[str, Any],
         as_user: str | None = None,
-    ) -> bool: ...
+    ) -> bool:
+        """True when created, False when it existed (and is equivalent)."""
+        ...
 
     async def delete_exchange_async(
         self, vhost: str, name: str, if_unused: bool = False, as_user: str | None = None
@@ -610,11 +548,15 @@ class Admin(Protocol):
         auto_delete: bool,
         arguments: dict[str, Any],
         as_user: str | None = None,
-    ) -> bool: ...
+    ) -> bool:
+        """True when created, False when it existed (and is equivalent)."""
+        ...
 
     async def delete_queue_async(
         self, vhost: str, name: str, if_unused: bool = False, if_empty: bool = False, as_user: str | None = None
-    ) -> int: ...
+    ) -> int:
+        """The number of ready messages the queue held."""
+        ...
 
     async def purge_queue_async(self, vhost: str, name: str, as_user: str | None = None) -> int: ...
 
