@@ -308,9 +308,7 @@ class Cluster:
             return
         old = remote.link
         if old is not None and old is not link:
-            for cid, (_, queue) in list(old.consumers.items()):
-                if queue is remote:
-                    del old.consumers[cid]
+            old.forget_queue(remote)
         remote.link = link
         if link is not None:
             remote.flush_held()
@@ -336,11 +334,8 @@ class Cluster:
         return done
 
     def detach_remote(self, remote: RemoteQueue) -> None:
-        link = remote.link
-        if link is not None:
-            for cid, (_, queue) in list(link.consumers.items()):
-                if queue is remote:
-                    del link.consumers[cid]
+        if remote.link is not None:
+            remote.link.forget_queue(remote)
         remote.link = None
 
     def _register(self, link: PeerLink, remote: RemoteQueue, consumer: Consumer) -> asyncio.Future[Any]:
@@ -452,13 +447,8 @@ class Cluster:
         """basic.cancel: cancel-ok only once the leader stopped delivering to it."""
         remote.forget_consumer(consumer)
         link = remote.link
-        if link is None or not link.up:
-            return self._done(None)
-        for cid, (known, _) in list(link.consumers.items()):
-            if known is consumer:
-                del link.consumers[cid]
-                return self._mapped(link.request({"op": "cancel", "id": cid}), remote, lambda body: None)
-        return self._done(None)
+        cancelled = link.cancel(consumer) if link is not None and link.up else None
+        return self._done(None) if cancelled is None else self._mapped(cancelled, remote, lambda body: None)
 
     def get(self, remote: RemoteQueue, no_ack: bool) -> asyncio.Future[Any]:
         link = remote.link

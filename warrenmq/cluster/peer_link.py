@@ -160,6 +160,25 @@ class PeerLink:
         self._next_consumer += 1
         return self._next_consumer
 
+    def forget(self, consumer: Consumer) -> int | None:
+        """Drop a consumer registered through this link; its id (None: it was not)."""
+        for cid, (known, _) in list(self.consumers.items()):
+            if known is consumer:
+                del self.consumers[cid]
+                return cid
+        return None
+
+    def forget_queue(self, queue: RemoteQueue) -> None:
+        """Drop every consumer of ``queue`` registered through this link (its leader moved)."""
+        for cid, (_, known) in list(self.consumers.items()):
+            if known is queue:
+                del self.consumers[cid]
+
+    def cancel(self, consumer: Consumer) -> asyncio.Future[dict[str, Any]] | None:
+        """Cancel a consumer at the other node; the answer's future (None: not registered here)."""
+        cid = self.forget(consumer)
+        return self.request({"op": "cancel", "id": cid}) if cid is not None else None
+
     def _on_deliver(self, payload: bytes) -> None:
         cid, delivery, returns, route, header, body = wire.decode_deliver(payload)
         entry = self.consumers.get(cid)

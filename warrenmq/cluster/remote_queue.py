@@ -147,14 +147,18 @@ class RemoteQueue(Queue):
     def remove_consumer(self, consumer: Consumer) -> None:
         """basic.cancel or the channel closing: cancel it at the leader too."""
         self.forget_consumer(consumer)
+        self._cancel_at_leader(consumer)
+
+    def _cancel_at_leader(self, consumer: Consumer) -> None:
         link = self.link
-        if link is None or not link.up:
+        if link is None:
             return
-        for cid, (known, _) in list(link.consumers.items()):
-            if known is consumer:
-                del link.consumers[cid]
-                link.request({"op": "cancel", "id": cid}).add_done_callback(_ignore)
-                break
+        if not link.up:
+            link.forget(consumer)
+            return
+        cancelled = link.cancel(consumer)
+        if cancelled is not None:
+            cancelled.add_done_callback(_ignore)
 
     def dispatch(self) -> None:
         pass  # the leader dispatches
@@ -205,14 +209,8 @@ class RemoteQueue(Queue):
     def cancel_local_consumers(self) -> None:
         consumers, self.local_consumers = self.local_consumers, []
         self.consumer_count = 0
-        link = self.link
         for consumer in consumers:
-            if link is not None:
-                for cid, (known, _) in list(link.consumers.items()):
-                    if known is consumer:
-                        del link.consumers[cid]
-                        if link.up:
-                            link.request({"op": "cancel", "id": cid}).add_done_callback(_ignore)
+            self._cancel_at_leader(consumer)
             consumer.target.consumer_cancelled(consumer)
         self._relieve()
 

@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from warrenmq.amqp.errors import AMQPError
+from warrenmq.amqp.errors import AccessRefused, AMQPError
 from warrenmq.amqp.frames import peek_delivery
 from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.message import Message
@@ -301,8 +301,6 @@ class PeerSession:
         return self.cluster.require_local_queue(str(body["vhost"]), str(body["queue"]))
 
     def _op_consume(self, rid: int, body: dict[str, Any]) -> None:
-        from warrenmq.amqp.errors import AccessRefused
-
         queue = self._queue(body)
         exclusive = bool(body.get("exclusive"))
         existing = queue.consumers()
