@@ -96,10 +96,9 @@ class ClusterOps(NodeAdmin):
         await self.c.applied_everywhere(self.c.metadata.applied, EVERYWHERE_TIMEOUT)
 
     async def _write(self, write: Coroutine[Any, Any, int]) -> int:
-        """A definitions write to etcd, answered once applied here and on the running nodes."""
-        revision = await self._wait(self.c.write(write))
-        await self._everywhere()
-        return int(revision)
+        """A definitions write to etcd, answered once applied here and on the running nodes
+        (``Cluster.write`` waits for both)."""
+        return int(await self._wait(self.c.write(write)))
 
     # -- exchanges, queues and bindings: through etcd ---------------------------------------------
 
@@ -192,9 +191,7 @@ class ClusterOps(NodeAdmin):
     ) -> int:
         queue = self._existing_queue(vhost, name, "configure", as_user)
         self._writable()
-        count = int(await self._wait(self.c.delete_queue(queue, if_unused, if_empty)))
-        await self._everywhere()
-        return count
+        return int(await self._wait(self.c.delete_queue(queue, if_unused, if_empty)))  # applied everywhere
 
     async def purge_queue_async(self, vhost: str, name: str, as_user: str | None = None) -> int:
         queue = self._existing_queue(vhost, name, "read", as_user)
