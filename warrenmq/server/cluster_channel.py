@@ -231,15 +231,12 @@ class ClusterChannel(Channel):
                 self.send(spec.BasicConsumeOk(consumer.tag))
             self._watch_acks(queue, consumer)
 
-        def then(result: Any) -> None:
-            done(result)
-
         def undo(f: Any) -> None:
             if f.cancelled() or f.exception() is not None:
                 self.consumers.pop(consumer.tag, None)
 
         registered.add_done_callback(undo)
-        self.after(registered, spec.BasicConsume.INDEX, then)
+        self.after(registered, spec.BasicConsume.INDEX, done)
 
     def _basic_cancel(self, m: spec.BasicCancel) -> None:
         consumer = self.consumers.get(m.consumer_tag)
