@@ -79,17 +79,11 @@ class Keys:
         digest = hashlib.sha1(routing_key.encode() + b"\x00" + encode_table(arguments)).hexdigest()[:20]
         return self._key("defs", "binding", vhost, source, kind, destination, digest)
 
-    def bindings_from(self, vhost: str, source: str) -> bytes:
-        return self._key("defs", "binding", vhost, source) + b"/"
-
     def leader(self, vhost: str, queue: str) -> bytes:
         return self._key("leader", vhost, queue)
 
     def candidate(self, vhost: str, queue: str, node: str) -> bytes:
         return self._key("candidate", vhost, queue, node)
-
-    def candidates(self, vhost: str, queue: str) -> bytes:
-        return self._key("candidate", vhost, queue) + b"/"
 
 
 def quote_part(part: str) -> bytes:

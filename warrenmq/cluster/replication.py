@@ -24,12 +24,10 @@ that takes over marks every message it holds redelivered.
 from __future__ import annotations
 
 import logging
-from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from warrenmq.broker.message import Message
-from warrenmq.broker.queue import Queue
 from warrenmq.cluster import wire
 from warrenmq.cluster.peer_link import ConfirmTarget, PeerLink, split_route
 from warrenmq.store.base import RecoveredQueue
@@ -402,10 +400,6 @@ class Replication:
         self._compact: set[EntryLog] = set()
         self._compact_waiter = _CompactWaiter(self)
 
-    def gate_for(self, queue: Queue) -> LeaderLog | None:
-        store = queue.store
-        return store if isinstance(store, LeaderLog) else None
-
     def compact_later(self, entry_log: EntryLog) -> None:
         if entry_log not in self._compact:
             self._compact.add(entry_log)
@@ -471,6 +465,3 @@ class _CompactWaiter:
 
     def on_synced(self, generation: int) -> None:
         self.replication._compact_now()
-
-
-__all__ = ["ENTRY_FLAG", "EntryLog", "LeaderLog", "Replica", "Replication", "array"]

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from warrenmq.amqp.errors import NotFound, PreconditionFailed
 from warrenmq.amqp.values import FieldTable
-from warrenmq.broker.consumer import Consumer
 from warrenmq.broker.exchanges import Exchange
 from warrenmq.broker.queue import Queue
 from warrenmq.broker.queue_args import queue_display, validate_declare
@@ -771,6 +770,3 @@ def _chain(task: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
         future.set_exception(task.exception())  # type: ignore[arg-type]
     else:
         future.set_result(task.result())
-
-
-__all__ = ["Consumer", "LeaderRecord", "QueueRecord", "RemoteOwner", "Topology"]
