@@ -158,3 +158,23 @@ def test_amqpstorm_drops_the_cancelled_consumer(port: int, name: str, deleter: R
         assert channel.is_open
     finally:
         connection.close()
+
+
+def test_deleting_a_queue_one_consumes_from_answers_delete_ok_before_the_cancel(port: int) -> None:
+    """As RabbitMQ 3.10.8: on the channel that deletes a queue, queue.delete-ok comes before
+    the basic.cancel of that channel's consumer of it.  py-amqp (kombu's transport) raised
+    ConsumerCancelled out of queue_delete when the cancel came first (kombu's
+    test_ack_from_another_thread failed on it)."""
+    import amqp
+
+    conn = amqp.Connection(f"127.0.0.1:{port}")
+    conn.connect()
+    try:
+        ch = conn.channel()
+        ch.queue_declare("deleted-under-me")
+        ch.basic_consume("deleted-under-me", callback=lambda message: None)
+        assert ch.queue_delete("deleted-under-me") == 0  # no ConsumerCancelled raised here...
+        with pytest.raises(amqp.exceptions.ConsumerCancelled):
+            conn.drain_events(timeout=5)  # ...the cancel comes after (so it is, on RabbitMQ)
+    finally:
+        conn.collect()

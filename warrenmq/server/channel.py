@@ -410,9 +410,13 @@ class Channel(PublishingMixin, ConsumingMixin):
     def _queue_delete(self, m: spec.QueueDelete) -> None:
         name = self._queue_name(m.queue)
         self.check_configure("queue", name)
-        count = self.vhost.delete_queue(name, m.if_unused, m.if_empty, self.conn)
-        if not m.nowait:
-            self.send(spec.QueueDeleteOk(count))
+        self.hold_cancels()
+        try:
+            count = self.vhost.delete_queue(name, m.if_unused, m.if_empty, self.conn)
+            if not m.nowait:
+                self.send(spec.QueueDeleteOk(count))
+        finally:
+            self.release_cancels()
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ class ChannelBase:
     expecting_content: bool
     tx: bool
     reply_address: str
+    held_cancels: list[str] | None
     tx_settles: list[tuple[str, int, bool, bool]]
 
     # Implemented by the parts (channel.py, publishing.py, consuming.py).

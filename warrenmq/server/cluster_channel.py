@@ -209,11 +209,16 @@ class ClusterChannel(Channel):
                 self.send(spec.QueueDeleteOk(0))
             return
         self.vhost.queue(name, self.conn)  # another connection's exclusive queue: 405
-        self.after(
-            self.cluster.delete_queue(queue, m.if_unused, m.if_empty),
-            m.INDEX,
-            lambda count: None if m.nowait else self.send(spec.QueueDeleteOk(count)),
-        )
+        self.hold_cancels()
+        deleted = self.cluster.delete_queue(queue, m.if_unused, m.if_empty)
+
+        def done(count: int) -> None:
+            if not m.nowait:
+                self.send(spec.QueueDeleteOk(count))
+            self.release_cancels()
+
+        self.after(deleted, m.INDEX, done)
+        deleted.add_done_callback(lambda _: self.release_cancels())  # runs after done, or after an error
 
     # -- consuming ----------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ class ConsumingMixin(ChannelBase):
         self.acked = 0
         self._body_chunk = self.conn.frame_max - 8
         self.reply_address = ""  # amq.rabbitmq.reply-to.<token> while a reply consumer exists
+        self.held_cancels: list[str] | None = None  # see hold_cancels
         self.tx_taken: deque[list[tuple[int, Message]]] = deque()  # one entry per tx_settles entry
         self.ack_timeouts: AckTimeouts | None = None  # only once a delivery timeout applies
 
@@ -170,7 +171,20 @@ class ConsumingMixin(ChannelBase):
         if self.consumers.pop(consumer.tag, None) is None:
             return
         if self.conn.capabilities.get("consumer_cancel_notify"):
-            self.send(spec.BasicCancel(consumer.tag, True))
+            if self.held_cancels is not None:
+                self.held_cancels.append(consumer.tag)
+            else:
+                self.send(spec.BasicCancel(consumer.tag, True))
+
+    def hold_cancels(self) -> None:
+        """This channel deletes a queue: as RabbitMQ, its own consumers of it hear basic.cancel
+        after queue.delete-ok (py-amqp raised ConsumerCancelled from queue_delete otherwise)."""
+        self.held_cancels = []
+
+    def release_cancels(self) -> None:
+        held, self.held_cancels = self.held_cancels, None
+        for tag in held or ():
+            self.send(spec.BasicCancel(tag, True))
 
     def queue_settings_changed(self, queue: Queue) -> None:
         """A policy changed the queue's settings: a delivery timeout may apply now."""
